@@ -1,0 +1,122 @@
+//! `TcpListener`: the seeds' *Acceptor*, as a future.
+
+use std::fmt;
+use std::future::poll_fn;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::task::{ready, Context, Poll};
+
+use ripple_runtime::reactor::Async;
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::TcpStream;
+
+/// Connections waiting in the kernel's accept queue before new ones are refused.
+const BACKLOG: i32 = 1024;
+
+/// A TCP socket that accepts connections.
+///
+/// ```no_run
+/// # ripple_runtime::block_on(async {
+/// let listener = ripple_net::TcpListener::bind("127.0.0.1:8080").await?;
+/// loop {
+///     let (stream, peer) = listener.accept().await?;
+///     ripple_runtime::spawn(async move {
+///         // serve `stream`...
+///         # drop((stream, peer));
+///     });
+/// }
+/// # std::io::Result::Ok(())
+/// # });
+/// ```
+pub struct TcpListener {
+    /// The listening socket, registered with the reactor.
+    io: Async<Socket>,
+}
+
+impl TcpListener {
+    /// Binds a listener to `addr` with `SO_REUSEADDR`, close-on-exec, non-blocking, and a
+    /// backlog of 1024.
+    pub async fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
+        crate::each_addr(addr, |addr| async move {
+            let socket = Socket::new(
+                Domain::for_address(addr),
+                Type::STREAM.nonblocking().cloexec(),
+                Some(Protocol::TCP),
+            )?;
+            // A restarted server can bind while old connections sit in TIME_WAIT.
+            socket.set_reuse_address(true)?;
+            socket.bind(&addr.into())?;
+            socket.listen(BACKLOG)?;
+            Ok(TcpListener {
+                io: Async::new(socket)?,
+            })
+        })
+        .await
+    }
+
+    /// Waits for a connection and returns it with the peer's address.
+    ///
+    /// Errors that belong to one failed connection (aborted or reset before it was accepted)
+    /// are skipped. Errors that concern the process, such as running out of file descriptors
+    /// (`EMFILE`, `ENFILE`) or memory, are returned: the caller should back off briefly (the
+    /// connection stays in the backlog) rather than retry in a tight loop.
+    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        poll_fn(|cx| self.poll_accept(cx)).await
+    }
+
+    /// The polling form of [`accept`](Self::accept).
+    pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
+        loop {
+            let event = ready!(self.io.poll_read_ready(cx))?;
+            // One syscall gives a socket that is already non-blocking and close-on-exec.
+            match self
+                .io
+                .get_ref()
+                .accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+            {
+                Ok((socket, addr)) => {
+                    let addr = addr.as_socket().ok_or_else(|| {
+                        io::Error::new(io::ErrorKind::InvalidData, "peer is not an IP address")
+                    })?;
+                    return Poll::Ready(TcpStream::from_socket(socket).map(|s| (s, addr)));
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    self.io.clear_readiness(event)
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) if is_connection_error(&err) => {}
+                Err(err) => return Poll::Ready(Err(err)),
+            }
+        }
+    }
+
+    /// The address the listener is bound to (useful after binding port 0).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        socket_addr(self.io.get_ref().local_addr()?)
+    }
+}
+
+/// Whether `err` concerns one pending connection only, so accepting the next one may work.
+fn is_connection_error(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionRefused
+    ) || err.raw_os_error() == Some(libc::EPROTO)
+}
+
+/// A socket2 address as a std one.
+pub(crate) fn socket_addr(addr: socket2::SockAddr) -> io::Result<SocketAddr> {
+    addr.as_socket()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not an IP socket address"))
+}
+
+impl fmt::Debug for TcpListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpListener")
+            .field("local_addr", &self.local_addr().ok())
+            .finish()
+    }
+}

@@ -1,0 +1,141 @@
+//! The halves of a `TcpStream`: one side reads while the other writes.
+//!
+//! The reactor keeps a separate waker per direction for each socket, so a task parked on a read
+//! and another parked on a write of the same socket are both woken correctly.
+
+use std::future::poll_fn;
+use std::io;
+use std::net::Shutdown;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use crate::stream::{read_exact, write_all};
+use crate::TcpStream;
+
+/// The read half of a [`TcpStream::split`].
+#[derive(Debug)]
+pub struct ReadHalf<'a>(&'a TcpStream);
+
+/// The write half of a [`TcpStream::split`].
+#[derive(Debug)]
+pub struct WriteHalf<'a>(&'a TcpStream);
+
+/// The read half of a [`TcpStream::into_split`]; may move to another task.
+#[derive(Debug)]
+pub struct OwnedReadHalf(Arc<TcpStream>);
+
+/// The write half of a [`TcpStream::into_split`]; may move to another task. Dropping it shuts
+/// down the write side, so the peer reads end of stream.
+#[derive(Debug)]
+pub struct OwnedWriteHalf(Arc<TcpStream>);
+
+impl<'a> ReadHalf<'a> {
+    /// Borrows the read side of `stream`.
+    pub(crate) fn new(stream: &'a TcpStream) -> Self {
+        ReadHalf(stream)
+    }
+}
+
+impl<'a> WriteHalf<'a> {
+    /// Borrows the write side of `stream`.
+    pub(crate) fn new(stream: &'a TcpStream) -> Self {
+        WriteHalf(stream)
+    }
+}
+
+impl OwnedReadHalf {
+    /// Shares `stream` as its read side.
+    pub(crate) fn new(stream: Arc<TcpStream>) -> Self {
+        OwnedReadHalf(stream)
+    }
+}
+
+impl OwnedWriteHalf {
+    /// Shares `stream` as its write side.
+    pub(crate) fn new(stream: Arc<TcpStream>) -> Self {
+        OwnedWriteHalf(stream)
+    }
+}
+
+impl Drop for OwnedWriteHalf {
+    fn drop(&mut self) {
+        // The peer may already be gone; there is nobody to report that to.
+        let _ = self.0.shutdown(Shutdown::Write);
+    }
+}
+
+/// Gives a read half its `read`, `read_exact` and `AsyncRead`.
+macro_rules! read_half {
+    ($($half:ty),*) => {$(
+        impl $half {
+            /// Reads into `buf`; returns how many bytes were read, `0` at end of stream.
+            pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                poll_fn(|cx| self.0.poll_read(cx, buf)).await
+            }
+
+            /// Reads exactly `buf.len()` bytes; `UnexpectedEof` if the stream ends first.
+            pub async fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
+                read_exact(&self.0, buf).await
+            }
+        }
+
+        impl futures_io::AsyncRead for $half {
+            fn poll_read(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &mut [u8],
+            ) -> Poll<io::Result<usize>> {
+                self.0.poll_read(cx, buf)
+            }
+        }
+    )*};
+}
+
+/// Gives a write half its `write`, `write_all`, `flush`, `shutdown` and `AsyncWrite`.
+macro_rules! write_half {
+    ($($half:ty),*) => {$(
+        impl $half {
+            /// Writes some of `buf`; returns how many bytes were written.
+            pub async fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                poll_fn(|cx| self.0.poll_write(cx, buf)).await
+            }
+
+            /// Writes all of `buf`.
+            pub async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+                write_all(&self.0, buf).await
+            }
+
+            /// Does nothing: there is no user-space buffer.
+            pub async fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+
+            /// Shuts down the write side: the peer reads end of stream.
+            pub fn shutdown(&self) -> io::Result<()> {
+                self.0.shutdown(Shutdown::Write)
+            }
+        }
+
+        impl futures_io::AsyncWrite for $half {
+            fn poll_write(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &[u8],
+            ) -> Poll<io::Result<usize>> {
+                self.0.poll_write(cx, buf)
+            }
+
+            fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                Poll::Ready(Ok(()))
+            }
+
+            fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                Poll::Ready(self.0.shutdown(Shutdown::Write))
+            }
+        }
+    )*};
+}
+
+read_half!(ReadHalf<'_>, OwnedReadHalf);
+write_half!(WriteHalf<'_>, OwnedWriteHalf);

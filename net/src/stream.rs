@@ -1,0 +1,270 @@
+//! `TcpStream`: a connected socket whose reads and writes park the task instead of the thread.
+
+use std::fmt;
+use std::future::poll_fn;
+use std::io::{self, Read};
+use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use ripple_runtime::reactor::Async;
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::listener::socket_addr;
+use crate::split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
+
+/// A TCP connection.
+///
+/// Reads and writes are `async`: each tries the system call, and if the kernel would block,
+/// the task parks until the reactor sees the socket ready again. Faults come back as errors:
+/// a reset peer gives `ConnectionReset`, reading after the peer closed gives `Ok(0)`, and writing
+/// to a closed peer gives `BrokenPipe` (never a `SIGPIPE`).
+///
+/// Besides its inherent methods, it implements `futures_io::AsyncRead` and `AsyncWrite`.
+pub struct TcpStream {
+    /// The connected socket, registered with the reactor.
+    io: Async<Socket>,
+}
+
+impl TcpStream {
+    /// Opens a connection to `addr`, trying each resolved address in turn.
+    ///
+    /// The connect itself is non-blocking: the task parks until the socket becomes writable,
+    /// then the socket's pending error (`SO_ERROR`) decides success or failure.
+    pub async fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
+        crate::each_addr(addr, Self::connect_addr).await
+    }
+
+    /// Connects to one address.
+    async fn connect_addr(addr: SocketAddr) -> io::Result<TcpStream> {
+        let socket = Socket::new(
+            Domain::for_address(addr),
+            Type::STREAM.nonblocking().cloexec(),
+            Some(Protocol::TCP),
+        )?;
+        match socket.connect(&addr.into()) {
+            Ok(()) => {}
+            Err(err) if err.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(err) => return Err(err),
+        }
+        let stream = TcpStream::from_socket(socket)?;
+        poll_fn(|cx| stream.poll_connected(cx)).await?;
+        Ok(stream)
+    }
+
+    /// Ready once a non-blocking connect has finished, with its outcome.
+    fn poll_connected(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            let event = ready!(self.io.poll_write_ready(cx))?;
+            let socket = self.io.get_ref();
+            if let Some(err) = socket.take_error()? {
+                return Poll::Ready(Err(err));
+            }
+            match socket.peer_addr() {
+                Ok(_) => return Poll::Ready(Ok(())),
+                // Still in progress: the writable bit was the optimistic initial one.
+                Err(err) if err.kind() == io::ErrorKind::NotConnected => {
+                    self.io.clear_readiness(event)
+                }
+                Err(err) => return Poll::Ready(Err(err)),
+            }
+        }
+    }
+
+    /// Wraps a connected, non-blocking socket.
+    pub(crate) fn from_socket(socket: Socket) -> io::Result<TcpStream> {
+        Ok(TcpStream {
+            io: Async::new(socket)?,
+        })
+    }
+
+    /// Takes over a connected `std::net::TcpStream` (it is switched to non-blocking mode).
+    pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
+        stream.set_nonblocking(true)?;
+        TcpStream::from_socket(Socket::from(stream))
+    }
+
+    /// Reads into `buf`; returns how many bytes were read, `0` at end of stream.
+    pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        poll_fn(|cx| self.poll_read(cx, buf)).await
+    }
+
+    /// Reads exactly `buf.len()` bytes; `UnexpectedEof` if the stream ends first.
+    pub async fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        read_exact(self, buf).await
+    }
+
+    /// Writes some of `buf`; returns how many bytes were written.
+    pub async fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        poll_fn(|cx| self.poll_write(cx, buf)).await
+    }
+
+    /// Writes all of `buf`.
+    pub async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        write_all(self, buf).await
+    }
+
+    /// Does nothing: writes go straight to the kernel, there is no user-space buffer to flush.
+    pub async fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// Shuts down the read side, the write side (the peer reads end of stream), or both.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.io.get_ref().shutdown(how)
+    }
+
+    /// The polling form of [`read`](Self::read).
+    pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        loop {
+            let event = ready!(self.io.poll_read_ready(cx))?;
+            match self.io.get_ref().read(buf) {
+                Ok(n) => {
+                    // A short read drained the socket: forget the readiness now, which saves
+                    // the next read a syscall that would only say `WouldBlock`.
+                    if n > 0 && n < buf.len() {
+                        self.io.clear_readiness(event);
+                    }
+                    return Poll::Ready(Ok(n));
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    self.io.clear_readiness(event)
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Poll::Ready(Err(err)),
+            }
+        }
+    }
+
+    /// The polling form of [`write`](Self::write).
+    pub fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        loop {
+            let event = ready!(self.io.poll_write_ready(cx))?;
+            // MSG_NOSIGNAL: a closed peer gives EPIPE, not a SIGPIPE that kills the process.
+            match self.io.get_ref().send_with_flags(buf, libc::MSG_NOSIGNAL) {
+                Ok(n) => {
+                    // A short write filled the send buffer.
+                    if n < buf.len() {
+                        self.io.clear_readiness(event);
+                    }
+                    return Poll::Ready(Ok(n));
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    self.io.clear_readiness(event)
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Poll::Ready(Err(err)),
+            }
+        }
+    }
+
+    /// The remote address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        socket_addr(self.io.get_ref().peer_addr()?)
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        socket_addr(self.io.get_ref().local_addr()?)
+    }
+
+    /// Turns Nagle's algorithm off (`true`) or on: small writes go out at once instead of
+    /// waiting to be merged.
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.io.get_ref().set_nodelay(nodelay)
+    }
+
+    /// Whether Nagle's algorithm is off.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.io.get_ref().nodelay()
+    }
+
+    /// Borrows a read half and a write half that can be used at the same time, for example in
+    /// two branches of one task.
+    pub fn split(&mut self) -> (ReadHalf<'_>, WriteHalf<'_>) {
+        (ReadHalf::new(self), WriteHalf::new(self))
+    }
+
+    /// Splits into owned halves that can move into two tasks: one reads while the other writes.
+    /// Dropping the write half shuts down the write side.
+    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        let stream = Arc::new(self);
+        (
+            OwnedReadHalf::new(stream.clone()),
+            OwnedWriteHalf::new(stream),
+        )
+    }
+}
+
+/// Reads until `buf` is full, for the stream and its halves.
+pub(crate) async fn read_exact(stream: &TcpStream, mut buf: &mut [u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        match poll_fn(|cx| stream.poll_read(cx, buf)).await? {
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            n => buf = &mut buf[n..],
+        }
+    }
+    Ok(())
+}
+
+/// Writes all of `buf`, for the stream and its halves.
+pub(crate) async fn write_all(stream: &TcpStream, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        match poll_fn(|cx| stream.poll_write(cx, buf)).await? {
+            0 => return Err(io::ErrorKind::WriteZero.into()),
+            n => buf = &buf[n..],
+        }
+    }
+    Ok(())
+}
+
+impl AsFd for TcpStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.io.as_fd()
+    }
+}
+
+impl fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpStream")
+            .field("local_addr", &self.local_addr().ok())
+            .field("peer_addr", &self.peer_addr().ok())
+            .finish()
+    }
+}
+
+impl futures_io::AsyncRead for TcpStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        TcpStream::poll_read(&self, cx, buf)
+    }
+}
+
+impl futures_io::AsyncWrite for TcpStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        TcpStream::poll_write(&self, cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.shutdown(Shutdown::Write))
+    }
+}

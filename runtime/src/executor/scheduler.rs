@@ -1,0 +1,371 @@
+//! The current-thread scheduler: run queues, the loop that drives them, and parking in epoll.
+//!
+//! One thread runs everything: it pops a task, polls it, and repeats. When the queue is empty it
+//! *parks*: it fires due timers and blocks in the reactor until an event, a timer or another
+//! thread wakes it. Every [`EVENT_INTERVAL`] polls it also checks the reactor without blocking, so
+//! a task that is always ready cannot starve I/O or timers.
+//!
+//! State is split by who may touch it. [`Shared`] is reachable from any thread (through wakers,
+//! handles and I/O objects) and uses atomics and locks. [`Core`] belongs to the thread inside
+//! `block_on` and uses plain `RefCell`s; the thread finds it through a thread-local pointer.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::num::NonZeroUsize;
+use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+use futures_task::ArcWake;
+use polling::Events;
+
+use crate::reactor::{wake_all, Reactor};
+use crate::slab::Slab;
+use crate::task::{new_task, JoinHandle, Runnable, Schedule, TaskRef, NOT_OWNED};
+use crate::time::Timers;
+
+/// Polls between two non-blocking looks at the reactor while tasks keep being runnable (tokio: 61).
+pub(crate) const EVENT_INTERVAL: u32 = 61;
+/// Polls between two looks at the remote queue while the local queue is not empty (tokio: 31).
+const REMOTE_INTERVAL: u32 = 31;
+
+/// The part of a runtime that any thread may reach.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// Tasks woken or spawned from other threads, waiting for the runtime's thread.
+    remote: Mutex<RemoteQueue>,
+    /// Length of `remote.queue`, so the runtime can skip the lock while it is empty.
+    remote_len: AtomicUsize,
+    /// Set by the `block_on` future's waker; the loop polls that future only when it is set.
+    main_woken: AtomicBool,
+    /// The epoll reactor.
+    pub(crate) reactor: Reactor,
+    /// Pending sleeps.
+    timers: Mutex<Timers>,
+}
+
+/// The remote run queue.
+#[derive(Debug, Default)]
+struct RemoteQueue {
+    /// Tasks queued from other threads.
+    queue: VecDeque<TaskRef>,
+    /// The runtime shut down: tasks that arrive now are cancelled on the spot.
+    closed: bool,
+}
+
+/// The part of a runtime that only the thread inside `block_on` touches.
+#[derive(Debug)]
+pub(crate) struct Core {
+    /// Runnable tasks, in wake order.
+    run_queue: RefCell<VecDeque<TaskRef>>,
+    /// Every live task, so that shutdown can drop the futures of tasks parked on I/O or timers
+    /// (the run queue only knows about runnable ones).
+    owned: RefCell<Slab<TaskRef>>,
+    /// epoll's output buffer, reused across waits.
+    events: RefCell<Events>,
+    /// Wakers collected under a lock, woken after it is dropped; reused across parks.
+    wakers: RefCell<Vec<Waker>>,
+    /// Polls since the reactor was last checked.
+    polls_since_park: Cell<u32>,
+    /// Polls in total, for choosing between the local and the remote queue.
+    tick: Cell<u32>,
+    /// Polls between non-blocking reactor checks.
+    event_interval: u32,
+}
+
+/// A runtime: the shared half and the thread-local half.
+#[derive(Debug)]
+pub(crate) struct Context {
+    /// Reachable from everywhere.
+    pub(crate) shared: Arc<Shared>,
+    /// Ours while we are inside `block_on`.
+    pub(crate) core: Core,
+}
+
+thread_local! {
+    /// The runtime this thread is running, if any.
+    ///
+    /// # Invariant
+    /// Non-null only while an [`Enter`] guard for that context is alive on this thread; the
+    /// guard borrows the context, so the pointer never dangles.
+    static CURRENT: Cell<*const Context> = const { Cell::new(ptr::null()) };
+}
+
+/// Runs `f` with the runtime this thread is running, if any.
+pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Context>) -> R) -> R {
+    let current = CURRENT.with(Cell::get);
+    // SAFETY: by the invariant on CURRENT, a non-null pointer refers to a live context that the
+    // enclosing `Enter` guard borrows for at least as long as this call.
+    f(unsafe { current.as_ref() })
+}
+
+/// Makes a context current on this thread; restores the previous one when dropped.
+pub(crate) struct Enter<'a> {
+    /// The context that was current before.
+    prev: *const Context,
+    /// Ties the guard to the context it points at.
+    _context: &'a Context,
+}
+
+impl<'a> Enter<'a> {
+    /// Makes `context` current on this thread.
+    pub(crate) fn new(context: &'a Context) -> Self {
+        let prev = CURRENT.with(|c| c.replace(context));
+        Enter {
+            prev,
+            _context: context,
+        }
+    }
+}
+
+impl Drop for Enter<'_> {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(self.prev));
+    }
+}
+
+impl Shared {
+    /// The timers, locked.
+    pub(crate) fn lock_timers(&self) -> MutexGuard<'_, Timers> {
+        self.timers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues a task from a thread that is not running this runtime.
+    fn push_remote(&self, task: TaskRef) {
+        let mut remote = self.remote.lock().unwrap_or_else(PoisonError::into_inner);
+        if remote.closed {
+            drop(remote);
+            task.shutdown();
+            return;
+        }
+        remote.queue.push_back(task);
+        self.remote_len.fetch_add(1, Ordering::Release);
+        drop(remote);
+        // The runtime may be blocked in epoll: wake it.
+        self.reactor.notify();
+    }
+
+    /// Takes one task from the remote queue.
+    fn pop_remote(&self) -> Option<TaskRef> {
+        if self.remote_len.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let mut remote = self.remote.lock().unwrap_or_else(PoisonError::into_inner);
+        let task = remote.queue.pop_front();
+        if task.is_some() {
+            self.remote_len.fetch_sub(1, Ordering::Release);
+        }
+        task
+    }
+
+    /// Whether `context` is this runtime's.
+    fn is(&self, context: &Context) -> bool {
+        ptr::eq(self, &*context.shared)
+    }
+}
+
+impl Schedule for Arc<Shared> {
+    fn schedule(&self, task: TaskRef) {
+        with_current(|current| match current {
+            // On the runtime's own thread: no lock, no syscall.
+            Some(context) if self.is(context) => {
+                context.core.run_queue.borrow_mut().push_back(task)
+            }
+            _ => self.push_remote(task),
+        });
+    }
+
+    fn release(&self, task: &dyn Runnable) {
+        let index = task.owned_index().swap(NOT_OWNED, Ordering::Relaxed);
+        if index == NOT_OWNED {
+            return;
+        }
+        with_current(|current| {
+            if let Some(context) = current.filter(|c| self.is(c)) {
+                // Bind the removed reference so it drops after the borrow ends: dropping a task
+                // can run user code that spawns.
+                let removed = context.core.owned.borrow_mut().remove(index);
+                drop(removed);
+            }
+        });
+    }
+}
+
+/// The waker of the future passed to `block_on`: it only raises a flag (and wakes the thread
+/// if it sleeps in epoll), because that future is polled by the loop itself, not queued.
+impl ArcWake for Shared {
+    fn wake_by_ref(arc_self: &Arc<Self>) {
+        arc_self.main_woken.store(true, Ordering::Release);
+        let on_runtime_thread = with_current(|c| c.is_some_and(|c| arc_self.is(c)));
+        if !on_runtime_thread {
+            arc_self.reactor.notify();
+        }
+    }
+}
+
+impl Context {
+    /// A fresh runtime.
+    pub(crate) fn new(event_interval: u32) -> std::io::Result<Self> {
+        let shared = Arc::new(Shared {
+            remote: Mutex::new(RemoteQueue::default()),
+            remote_len: AtomicUsize::new(0),
+            main_woken: AtomicBool::new(false),
+            reactor: Reactor::new()?,
+            timers: Mutex::new(Timers::default()),
+        });
+        let core = Core {
+            run_queue: RefCell::new(VecDeque::with_capacity(256)),
+            owned: RefCell::new(Slab::new()),
+            events: RefCell::new(Events::with_capacity(
+                NonZeroUsize::new(1024).expect("1024 is not zero"),
+            )),
+            wakers: RefCell::new(Vec::new()),
+            polls_since_park: Cell::new(0),
+            tick: Cell::new(0),
+            event_interval,
+        };
+        Ok(Context { shared, core })
+    }
+
+    /// Spawns a task on this runtime, from its own thread.
+    pub(crate) fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let (task, handle) = new_task(future, self.shared.clone());
+        self.own(&task);
+        self.core.run_queue.borrow_mut().push_back(task);
+        handle
+    }
+
+    /// Records `task` in the registry of live tasks.
+    fn own(&self, task: &TaskRef) {
+        let index = self.core.owned.borrow_mut().insert(task.clone());
+        task.owned_index().store(index, Ordering::Relaxed);
+    }
+
+    /// The next task to poll: usually the local queue's head, but the remote queue's every
+    /// `REMOTE_INTERVAL` polls so that it is not starved by a busy local queue.
+    fn next_task(&self) -> Option<TaskRef> {
+        let tick = self.core.tick.get().wrapping_add(1);
+        self.core.tick.set(tick);
+        let task = if tick % REMOTE_INTERVAL == 0 {
+            self.pop_remote().or_else(|| self.pop_local())
+        } else {
+            self.pop_local().or_else(|| self.pop_remote())
+        };
+        task
+    }
+
+    /// Pops the local queue's head.
+    fn pop_local(&self) -> Option<TaskRef> {
+        self.core.run_queue.borrow_mut().pop_front()
+    }
+
+    /// Pops the remote queue's head; a task spawned from another thread is adopted here.
+    fn pop_remote(&self) -> Option<TaskRef> {
+        let task = self.shared.pop_remote()?;
+        if task.owned_index().load(Ordering::Relaxed) == NOT_OWNED {
+            self.own(&task);
+        }
+        Some(task)
+    }
+
+    /// Drives `future` to completion, running every spawned task in between.
+    ///
+    /// The caller has entered this context on the current thread.
+    pub(crate) fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        let waker = futures_task::waker_ref(&self.shared);
+        let mut cx = std::task::Context::from_waker(&waker);
+        let mut future = std::pin::pin!(future);
+        self.shared.main_woken.store(true, Ordering::Release);
+        let core = &self.core;
+        loop {
+            if self.shared.main_woken.swap(false, Ordering::AcqRel) {
+                core.polls_since_park.set(core.polls_since_park.get() + 1);
+                if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+                    return output;
+                }
+            }
+            // Run tasks until the budget between two reactor checks is spent or none is left.
+            while core.polls_since_park.get() < core.event_interval {
+                let Some(task) = self.next_task() else { break };
+                core.polls_since_park.set(core.polls_since_park.get() + 1);
+                task.run();
+            }
+            if core.polls_since_park.get() >= core.event_interval {
+                // Still busy: look at I/O and timers without blocking, then carry on.
+                self.park(Some(Duration::ZERO));
+            } else if !self.shared.main_woken.load(Ordering::Acquire) {
+                // Nothing to do: sleep in epoll until I/O, a timer, or another thread.
+                self.park(None);
+            }
+        }
+    }
+
+    /// Fires due timers, then waits in the reactor for at most `timeout` (or, if `None`, until
+    /// the next timer is due) and wakes the tasks whose sources became ready.
+    fn park(&self, timeout: Option<Duration>) {
+        self.core.polls_since_park.set(0);
+        let mut wakers = self.core.wakers.borrow_mut();
+        let mut timeout = timeout;
+        {
+            let mut timers = self.shared.lock_timers();
+            if !timers.is_empty() {
+                let now = Instant::now();
+                let next = timers.fire(now, &mut wakers);
+                if timeout.is_none() {
+                    timeout = next.map(|deadline| deadline - now);
+                }
+            }
+        }
+        if !wakers.is_empty() {
+            // Timers fired: their tasks are runnable now, so do not block.
+            timeout = Some(Duration::ZERO);
+            wake_all(&mut wakers);
+        }
+        let mut events = self.core.events.borrow_mut();
+        if let Err(err) = self.shared.reactor.wait(&mut events, timeout, &mut wakers) {
+            // epoll_wait fails only on a broken poller; there is no way to go on without it.
+            panic!("ripple: waiting for I/O events failed: {err}");
+        }
+    }
+
+    /// Drops every task's future: the runtime is going away. Called on the runtime's thread,
+    /// with this context entered, when no task is running.
+    pub(crate) fn shutdown(&self) {
+        let mut orphans = {
+            let mut remote = self
+                .shared
+                .remote
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            remote.closed = true;
+            self.shared.remote_len.store(0, Ordering::Release);
+            std::mem::take(&mut remote.queue)
+        };
+        // Dropping a future can spawn or wake tasks, so repeat until nothing is left.
+        loop {
+            let mut tasks = self.core.owned.borrow_mut().drain();
+            tasks.extend(self.core.run_queue.borrow_mut().drain(..));
+            tasks.extend(orphans.drain(..));
+            if tasks.is_empty() {
+                break;
+            }
+            for task in tasks {
+                task.owned_index().store(NOT_OWNED, Ordering::Relaxed);
+                task.shutdown();
+            }
+        }
+        // I/O objects that outlive the runtime get an error instead of waiting forever.
+        self.shared.reactor.shutdown();
+    }
+
+    /// Live tasks (spawned here, not yet complete).
+    pub(crate) fn task_count(&self) -> usize {
+        self.core.owned.borrow().len()
+    }
+}

@@ -1,0 +1,171 @@
+//! The reactor: one epoll instance that tells the runtime which sockets became ready.
+//!
+//! This is the seeds' *Poller thread*, folded into the runtime's own thread. Every I/O source is
+//! added to epoll once, edge-triggered, for both directions, and stays there until it is dropped:
+//! there is no `epoll_ctl` per read or write. When a task's read returns `WouldBlock`, the task
+//! stores its waker in the source's [`ScheduledIo`] and returns `Pending`. When the runtime has
+//! nothing left to run, it calls [`Reactor::wait`]; each event sets a readiness bit and wakes the
+//! parked task, which the executor then polls again.
+//!
+//! Users reach the reactor through [`Async`], which wraps any non-blocking file descriptor:
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use std::os::unix::net::UnixStream;
+//! use ripple_runtime::reactor::Async;
+//!
+//! ripple_runtime::block_on(async {
+//!     let (a, b) = UnixStream::pair()?;
+//!     a.set_nonblocking(true)?;
+//!     b.set_nonblocking(true)?;
+//!     let (a, b) = (Async::new(a)?, Async::new(b)?);
+//!     b.write_with(|mut s| s.write(b"ping")).await?;
+//!     let mut buf = [0; 4];
+//!     let n = a.read_with(|mut s| s.read(&mut buf)).await?;
+//!     assert_eq!(&buf[..n], b"ping");
+//!     std::io::Result::Ok(())
+//! })
+//! .unwrap();
+//! ```
+
+mod async_io;
+mod scheduled_io;
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Waker;
+use std::time::Duration;
+
+use polling::{Event, Events, PollMode, Poller};
+
+use crate::slab::Slab;
+
+pub use async_io::Async;
+pub use scheduled_io::ReadyEvent;
+use scheduled_io::{ScheduledIo, READABLE, WRITABLE};
+
+/// The epoll key holds the slab index in its low half and a generation in its high half.
+const INDEX_BITS: u32 = usize::BITS / 2;
+/// Mask of the slab index in a key.
+const INDEX_MASK: usize = (1 << INDEX_BITS) - 1;
+
+/// One epoll instance and the sources registered in it.
+#[derive(Debug)]
+pub(crate) struct Reactor {
+    /// The `polling` poller (epoll on Linux).
+    poller: Poller,
+    /// Every registered source, by slab index. Locked once per batch of events.
+    sources: Mutex<Slab<Arc<ScheduledIo>>>,
+    /// Bumped for each registration, so that a reused slab slot gets a new key and a stale event
+    /// for a closed fd (whose number and slot were reused) matches nothing.
+    generation: AtomicUsize,
+    /// Bumped for each `wait`; stamps readiness so that a clear never erases a newer edge.
+    tick: AtomicUsize,
+}
+
+impl Reactor {
+    /// Creates the epoll instance.
+    pub(crate) fn new() -> io::Result<Self> {
+        Ok(Reactor {
+            poller: Poller::new()?,
+            sources: Mutex::new(Slab::new()),
+            generation: AtomicUsize::new(0),
+            tick: AtomicUsize::new(0),
+        })
+    }
+
+    /// Adds `fd` to epoll, edge-triggered for both directions.
+    ///
+    /// # Safety
+    /// `fd` must stay open until it is removed with [`Reactor::delete`]; closing it first would let
+    /// epoll report events for whatever file later reuses the number.
+    pub(crate) unsafe fn add(&self, fd: BorrowedFd<'_>) -> io::Result<Arc<ScheduledIo>> {
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed) & INDEX_MASK;
+        let mut sources = self.sources.lock().unwrap_or_else(PoisonError::into_inner);
+        // The key must be in the slab before epoll can report anything for it.
+        let io = Arc::new(ScheduledIo::new(
+            (generation << INDEX_BITS) | sources.next_index(),
+        ));
+        let index = sources.insert(io.clone());
+        // SAFETY: the caller keeps `fd` open until `delete`, as this function's contract says.
+        let added = unsafe {
+            self.poller
+                .add_with_mode(fd.as_raw_fd(), Event::all(io.key), PollMode::Edge)
+        };
+        if let Err(err) = added {
+            sources.remove(index);
+            return Err(err);
+        }
+        Ok(io)
+    }
+
+    /// Removes `fd` from epoll and forgets its source. Call before closing the fd.
+    pub(crate) fn delete(&self, fd: BorrowedFd<'_>, io: &ScheduledIo) -> io::Result<()> {
+        let mut sources = self.sources.lock().unwrap_or_else(PoisonError::into_inner);
+        sources.remove(io.key & INDEX_MASK);
+        drop(sources);
+        self.poller.delete(fd)
+    }
+
+    /// Waits for events (at most `timeout`; `None` blocks until one arrives) and wakes the tasks
+    /// parked on the sources that became ready. Returns the number of events.
+    pub(crate) fn wait(
+        &self,
+        events: &mut Events,
+        timeout: Option<Duration>,
+        wakers: &mut Vec<Waker>,
+    ) -> io::Result<usize> {
+        events.clear();
+        self.poller.wait(events, timeout)?;
+        let tick = self.tick.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+        let mut count = 0;
+        let sources = self.sources.lock().unwrap_or_else(PoisonError::into_inner);
+        for event in events.iter() {
+            count += 1;
+            let Some(io) = sources.get(event.key & INDEX_MASK) else {
+                continue;
+            };
+            // A stale event for a slot that was freed and reused: not this source's.
+            if io.key != event.key {
+                continue;
+            }
+            // `polling` reports hang-up and error as both readable and writable, so both
+            // directions wake and see the error from their next read or write.
+            let ready = (if event.readable { READABLE } else { 0 })
+                | (if event.writable { WRITABLE } else { 0 });
+            io.set_readiness(tick, ready, wakers);
+        }
+        // Drop the lock before waking: a woken task may register or drop a source.
+        drop(sources);
+        wake_all(wakers);
+        Ok(count)
+    }
+
+    /// Wakes a thread blocked in [`Reactor::wait`]. Cheap when already notified.
+    pub(crate) fn notify(&self) {
+        // An error here means the eventfd is full, which already guarantees a wake-up.
+        let _ = self.poller.notify();
+    }
+
+    /// Fails every registered source: the runtime is going away.
+    pub(crate) fn shutdown(&self) {
+        let mut wakers = Vec::new();
+        let sources = self.sources.lock().unwrap_or_else(PoisonError::into_inner);
+        for io in sources.iter() {
+            io.shutdown(&mut wakers);
+        }
+        drop(sources);
+        wake_all(&mut wakers);
+    }
+}
+
+/// Wakes every waker in `wakers`, emptying it. A waker that panics is contained, so one
+/// misbehaving task cannot take the reactor down.
+pub(crate) fn wake_all(wakers: &mut Vec<Waker>) {
+    for waker in wakers.drain(..) {
+        let _ = catch_unwind(AssertUnwindSafe(|| waker.wake()));
+    }
+}

@@ -1,0 +1,327 @@
+//! Tasks: a spawned future, the state word that says who may touch it, and its waker.
+//!
+//! To spawn a future we move it to the heap together with a little state: whether it is queued,
+//! whether it is being polled, whether it has finished, and where its output goes. That heap
+//! object is the *task*. A run queue holds `Arc`s to tasks; polling a task hands the future a
+//! [`Waker`] that, when called, puts the same `Arc` back into the queue. This is the "event loop"
+//! of the seeds, seen from the work side: the loop only ever runs tasks that something woke.
+//!
+//! One allocation holds everything ([`Task`]), and every task of one future type shares one waker
+//! vtable (built by `futures-task` from [`ArcWake`]), so `Waker::will_wake` holds for two wakers of
+//! the same task and the reactor can skip a clone.
+//!
+//! ```
+//! let rt = ripple_runtime::runtime::Builder::new_current_thread().build().unwrap();
+//! let answer = rt.block_on(async {
+//!     let handle = ripple_runtime::spawn(async { 6 * 7 });
+//!     handle.await.unwrap()
+//! });
+//! assert_eq!(answer, 42);
+//! ```
+
+mod join;
+
+use std::cell::UnsafeCell;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
+
+use futures_task::{waker_ref, ArcWake};
+
+pub use crate::executor::spawn;
+pub use join::{JoinError, JoinHandle};
+
+use join::Join;
+
+/// A type-erased, queued task: what a run queue holds.
+pub(crate) type TaskRef = Arc<dyn Runnable>;
+
+/// What a scheduler must do for its tasks. The task knows nothing else about who runs it, so a
+/// multi-threaded scheduler can be added by implementing this trait again.
+pub(crate) trait Schedule: Send + Sync + 'static {
+    /// Queues `task` to be polled. Called from any thread by the task's waker.
+    fn schedule(&self, task: TaskRef);
+    /// `task` has completed on this scheduler's thread: forget it.
+    fn release(&self, task: &dyn Runnable);
+}
+
+/// The scheduler-facing side of a task, with its future type erased.
+pub(crate) trait Runnable: Send + Sync {
+    /// Polls the future once (or cancels it, if it was aborted).
+    fn run(self: Arc<Self>);
+    /// Drops the future without polling it and completes the task as cancelled. Used when the
+    /// runtime shuts down; does nothing to a task that is running or complete.
+    fn shutdown(&self);
+    /// The task's slot in its runtime's registry of owned tasks ([`NOT_OWNED`] when it has none).
+    fn owned_index(&self) -> &AtomicUsize;
+}
+
+impl std::fmt::Debug for dyn Runnable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Task")
+    }
+}
+
+/// `owned_index` of a task that is not (or not yet) in its runtime's registry.
+pub(crate) const NOT_OWNED: usize = usize::MAX;
+
+/// The task is in a run queue, or will be put there by whoever is running it. Set by a wake,
+/// cleared by the executor just before it polls. May coexist with every other bit.
+const SCHEDULED: usize = 1 << 0;
+/// The executor is polling the future right now and has exclusive access to the stage.
+/// Never set together with `COMPLETE`.
+const RUNNING: usize = 1 << 1;
+/// The future is gone and the stage holds the output. Final: no bit is cleared after it.
+const COMPLETE: usize = 1 << 2;
+/// `abort` was called: the next run drops the future instead of polling it.
+const CANCELLED: usize = 1 << 3;
+
+/// Where the future is in its life. Which side may touch it is decided by the state word.
+enum Stage<F: Future> {
+    /// Not finished: the future itself.
+    Running(F),
+    /// Finished: the output, or why there is none, until the `JoinHandle` takes it.
+    Finished(Result<F::Output, JoinError>),
+    /// The output was taken, or dropped at shutdown.
+    Consumed,
+}
+
+/// A spawned future and everything needed to run it, in one allocation.
+pub(crate) struct Task<F: Future, S> {
+    /// `SCHEDULED | RUNNING | COMPLETE | CANCELLED`, changed only by atomic read-modify-writes.
+    state: AtomicUsize,
+    /// Slot in the owning runtime's task registry; touched only on the runtime's thread.
+    owned_index: AtomicUsize,
+    /// Who runs this task when it is woken.
+    scheduler: S,
+    /// # Invariant
+    /// Only the thread that set `RUNNING` may touch the stage while that bit is set, and only the
+    /// single `JoinHandle` may touch it after `COMPLETE` was set (observed with `Acquire`).
+    stage: UnsafeCell<Stage<F>>,
+    /// The waker of whoever awaits the `JoinHandle`. The completing side sets `COMPLETE` before
+    /// taking this lock, and the joining side checks `COMPLETE` under it, so no wake is lost.
+    join_waker: Mutex<Option<Waker>>,
+}
+
+// SAFETY: the stage is the only field that is not already `Sync`, and the state word hands it to
+// one thread at a time (see the invariant on `stage`). `F` and its output move between threads
+// when the task is woken or joined from elsewhere, hence the `Send` bounds.
+unsafe impl<F: Future + Send, S: Sync> Sync for Task<F, S> where F::Output: Send {}
+
+/// Allocates a task for `future`, owned by `scheduler`. The caller queues the returned reference.
+pub(crate) fn new_task<F, S>(future: F, scheduler: S) -> (TaskRef, JoinHandle<F::Output>)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    S: Schedule,
+{
+    let task = Arc::new(Task {
+        // A new task starts out queued: the caller pushes it right away.
+        state: AtomicUsize::new(SCHEDULED),
+        owned_index: AtomicUsize::new(NOT_OWNED),
+        scheduler,
+        stage: UnsafeCell::new(Stage::Running(future)),
+        join_waker: Mutex::new(None),
+    });
+    let join: Arc<dyn Join<F::Output>> = task.clone();
+    (task, JoinHandle::new(join))
+}
+
+impl<F, S> Task<F, S>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    S: Schedule,
+{
+    /// Stores the result, publishes `COMPLETE` and wakes the joiner.
+    ///
+    /// The caller must hold `RUNNING` (it has exclusive access to the stage).
+    fn complete(&self, result: Result<F::Output, JoinError>) {
+        // SAFETY: the caller holds RUNNING, so no other thread touches the stage.
+        let stage = unsafe { &mut *self.stage.get() };
+        // Take the future out before dropping it: a destructor that panics must not leave the
+        // stage half-dropped, and must not unwind into the executor.
+        let future = std::mem::replace(stage, Stage::Consumed);
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(future)));
+        *stage = Stage::Finished(result);
+        self.state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+                Some((s & !RUNNING) | COMPLETE)
+            })
+            .expect("the closure always returns Some");
+        // Take the waker under the lock, wake after dropping it.
+        let waker = self
+            .join_waker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(waker) = waker {
+            let _ = catch_unwind(AssertUnwindSafe(|| waker.wake()));
+        }
+    }
+}
+
+impl<F, S> Runnable for Task<F, S>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    S: Schedule,
+{
+    fn run(self: Arc<Self>) {
+        // Claim the future: clear SCHEDULED (a wake from now on queues it again) and set RUNNING.
+        let claimed = self
+            .state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+                (s & COMPLETE == 0).then_some((s & !SCHEDULED) | RUNNING)
+            });
+        let Ok(prev) = claimed else { return };
+        if prev & CANCELLED != 0 {
+            self.complete(Err(JoinError::cancelled()));
+            self.scheduler.release(&*self);
+            return;
+        }
+
+        // The waker borrows our Arc: no reference count traffic unless someone clones it.
+        let waker = waker_ref(&self);
+        let mut cx = Context::from_waker(&waker);
+        let polled = catch_unwind(AssertUnwindSafe(|| {
+            // SAFETY: we set RUNNING above, so the stage is ours until we clear it.
+            let stage = unsafe { &mut *self.stage.get() };
+            let Stage::Running(future) = stage else {
+                unreachable!("a task without COMPLETE still holds its future");
+            };
+            // SAFETY: the future lives inside the Arc'd task and is never moved out of it
+            // until it is dropped in `complete`.
+            unsafe { Pin::new_unchecked(future) }.poll(&mut cx)
+        }));
+
+        match polled {
+            Ok(Poll::Pending) => {
+                // Release the future. If it was woken while we polled, queue it again now.
+                let prev = self.state.fetch_and(!RUNNING, Ordering::AcqRel);
+                if prev & SCHEDULED != 0 {
+                    self.scheduler.schedule(self.clone());
+                }
+            }
+            Ok(Poll::Ready(output)) => {
+                self.complete(Ok(output));
+                self.scheduler.release(&*self);
+            }
+            Err(panic) => {
+                self.complete(Err(JoinError::panic(panic)));
+                self.scheduler.release(&*self);
+            }
+        }
+    }
+
+    fn shutdown(&self) {
+        let claimed = self
+            .state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+                (s & (RUNNING | COMPLETE) == 0).then_some(s | RUNNING | CANCELLED)
+            });
+        if claimed.is_ok() {
+            self.complete(Err(JoinError::cancelled()));
+        }
+    }
+
+    fn owned_index(&self) -> &AtomicUsize {
+        &self.owned_index
+    }
+}
+
+impl<F, S> ArcWake for Task<F, S>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    S: Schedule,
+{
+    fn wake_by_ref(arc_self: &Arc<Self>) {
+        if transition_to_scheduled(&arc_self.state) {
+            arc_self.scheduler.schedule(arc_self.clone());
+        }
+    }
+}
+
+/// Marks the task scheduled; returns whether the caller must queue it. A task that is already
+/// queued, running (its runner re-queues it) or complete is not queued again.
+fn transition_to_scheduled(state: &AtomicUsize) -> bool {
+    let prev = state.fetch_or(SCHEDULED, Ordering::AcqRel);
+    prev & (SCHEDULED | RUNNING | COMPLETE) == 0
+}
+
+impl<F, S> Join<F::Output> for Task<F, S>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    S: Schedule,
+{
+    fn poll_join(&self, cx: &mut Context<'_>) -> Poll<Result<F::Output, JoinError>> {
+        if self.state.load(Ordering::Acquire) & COMPLETE == 0 {
+            let mut slot = self
+                .join_waker
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            // Check again under the lock: `complete` sets COMPLETE before it takes this lock.
+            if self.state.load(Ordering::Acquire) & COMPLETE == 0 {
+                match &*slot {
+                    Some(old) if old.will_wake(cx.waker()) => {}
+                    _ => *slot = Some(cx.waker().clone()),
+                }
+                return Poll::Pending;
+            }
+        }
+        // SAFETY: COMPLETE was observed with Acquire, so the executor is done with the stage, and
+        // the one JoinHandle (which is not Clone and polls through `&mut self`) is its only user.
+        let stage = unsafe { &mut *self.stage.get() };
+        match std::mem::replace(stage, Stage::Consumed) {
+            Stage::Finished(result) => Poll::Ready(result),
+            _ => panic!("JoinHandle polled again after it returned the task's output"),
+        }
+    }
+
+    fn abort(self: Arc<Self>) {
+        // Mark it, then wake it like any waker would: its next run drops the future.
+        self.state.fetch_or(CANCELLED, Ordering::AcqRel);
+        ArcWake::wake(self);
+    }
+
+    fn is_finished(&self) -> bool {
+        self.state.load(Ordering::Acquire) & COMPLETE != 0
+    }
+}
+
+/// Yields once to the scheduler: the task is queued behind every task that is already runnable.
+///
+/// A loop that never awaits anything that is pending would keep the thread forever; awaiting
+/// `yield_now()` in it lets other tasks, I/O and timers run.
+///
+/// ```
+/// ripple_runtime::block_on(async {
+///     for _ in 0..3 {
+///         ripple_runtime::task::yield_now().await;
+///     }
+/// });
+/// ```
+pub async fn yield_now() {
+    /// Pending once (after asking to be woken right away), then ready.
+    struct YieldNow {
+        /// Whether we already returned `Pending`.
+        yielded: bool,
+    }
+    impl Future for YieldNow {
+        type Output = ();
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            if self.yielded {
+                return Poll::Ready(());
+            }
+            self.yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+    YieldNow { yielded: false }.await
+}

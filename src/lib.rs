@@ -1,0 +1,51 @@
+//! ripple: an async runtime small enough to read in an afternoon, fast enough to serve.
+//!
+//! This facade gathers the workspace's crates under one name:
+//!
+//! - [`runtime`], [`task`], [`spawn`], [`block_on`]: the executor (`runtime/src/executor/`,
+//!   `runtime/src/task/`);
+//! - [`reactor`]: the epoll reactor (`runtime/src/reactor/`);
+//! - [`time`]: timers (`runtime/src/time/`);
+//! - [`net`]: TCP on top of the reactor's public API (`net/src/`);
+//! - [`main`] and [`test`]: attributes that run an `async fn` on a runtime (`macros/src/`).
+//!
+//! ```no_run
+//! use ripple::net::TcpListener;
+//!
+//! #[ripple::main]
+//! async fn main() -> std::io::Result<()> {
+//!     let listener = TcpListener::bind("127.0.0.1:8080").await?;
+//!     loop {
+//!         let (mut stream, _) = listener.accept().await?;
+//!         ripple::spawn(async move {
+//!             let mut buf = [0; 1024];
+//!             while let Ok(n @ 1..) = stream.read(&mut buf).await {
+//!                 if stream.write_all(&buf[..n]).await.is_err() {
+//!                     break;
+//!                 }
+//!             }
+//!         });
+//!     }
+//! }
+//! ```
+//!
+//! The attributes only accept `async fn`s:
+//!
+//! ```compile_fail
+//! #[ripple::main]
+//! fn main() {}
+//! ```
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms,
+    clippy::undocumented_unsafe_blocks
+)]
+
+pub use ripple_macros::{main, test};
+pub use ripple_runtime::{block_on, reactor, runtime, spawn, task, time};
+
+/// Async TCP: [`TcpListener`](net::TcpListener), [`TcpStream`](net::TcpStream) and its halves.
+pub mod net {
+    pub use ripple_net::*;
+}
