@@ -124,14 +124,9 @@ impl TcpStream {
         loop {
             let event = ready!(self.io.poll_read_ready(cx))?;
             match self.io.get_ref().read(buf) {
-                Ok(n) => {
-                    // A short read drained the socket: forget the readiness now, which saves
-                    // the next read a syscall that would only say `WouldBlock`.
-                    if n > 0 && n < buf.len() {
-                        self.io.clear_readiness(event);
-                    }
-                    return Poll::Ready(Ok(n));
-                }
+                // A short read does not clear readiness: the peer's FIN may have arrived in the
+                // same edge as the data, and only the next read can see it (as `Ok(0)`).
+                Ok(n) => return Poll::Ready(Ok(n)),
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
                     self.io.clear_readiness(event)
                 }

@@ -252,12 +252,11 @@ impl Context {
     fn next_task(&self) -> Option<TaskRef> {
         let tick = self.core.tick.get().wrapping_add(1);
         self.core.tick.set(tick);
-        let task = if tick % REMOTE_INTERVAL == 0 {
+        if tick % REMOTE_INTERVAL == 0 {
             self.pop_remote().or_else(|| self.pop_local())
         } else {
             self.pop_local().or_else(|| self.pop_remote())
-        };
-        task
+        }
     }
 
     /// Pops the local queue's head.

@@ -1,0 +1,45 @@
+//! The `echo` example's twin on tokio's current-thread runtime, for side-by-side measurement.
+//!
+//! Same logic, line for line: one task per connection, a 4 KiB buffer, `read` then `write_all`.
+//! Run it with `cargo run --release --example echo_tokio [ADDR]` (default `127.0.0.1:8080`).
+
+use std::io;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> io::Result<()> {
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:8080".into());
+    let listener = TcpListener::bind(addr).await?;
+    println!("listening on {}", listener.local_addr()?);
+    loop {
+        match listener.accept().await {
+            Ok((stream, _peer)) => {
+                tokio::spawn(echo(stream));
+            }
+            Err(err) => {
+                eprintln!("accept failed: {err}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// Sends back whatever arrives, until the client closes or the connection fails.
+async fn echo(mut stream: TcpStream) {
+    let mut buf = vec![0; 4096];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if stream.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
