@@ -436,3 +436,31 @@ fn a_join_handle_can_be_awaited_on_another_runtime_on_another_thread() -> io::Re
     assert_eq!(output.expect("task output"), 42);
     Ok(())
 }
+
+#[ripple::test]
+async fn a_task_reading_an_always_ready_socket_yields_to_timers_and_other_tasks() -> io::Result<()>
+{
+    // A socket whose peer has closed is always readable: every read returns Ok(0) at once, so
+    // a loop of reads never meets WouldBlock. Only the I/O budget makes such a task yield.
+    let (mut client, server) = util::pair_with_std_peer().await?;
+    drop(server);
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = ripple::spawn({
+        let stop = stop.clone();
+        async move {
+            let mut reads = 0u64;
+            let mut buf = [0; 16];
+            // Bounded, so that a runtime without a budget fails instead of hanging.
+            while !stop.load(Ordering::Relaxed) && reads < 50_000_000 {
+                assert_eq!(client.read(&mut buf).await?, 0);
+                reads += 1;
+            }
+            io::Result::Ok(reads)
+        }
+    });
+    sleep(Duration::from_millis(5)).await;
+    stop.store(true, Ordering::Relaxed);
+    let reads = no_hang(reader).await???;
+    assert!(reads < 50_000_000, "the timer only fired after the reader gave up");
+    Ok(())
+}

@@ -25,6 +25,7 @@ use std::sync::Arc;
 
 use crate::task::{new_task, JoinHandle, Schedule};
 
+pub(crate) use scheduler::poll_budget;
 use scheduler::{with_current, Context, Enter, Shared, EVENT_INTERVAL};
 
 /// Configures and creates a [`Runtime`].

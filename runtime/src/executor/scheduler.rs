@@ -30,6 +30,10 @@ use crate::time::Timers;
 pub(crate) const EVENT_INTERVAL: u32 = 61;
 /// Polls between two looks at the remote queue while the local queue is not empty (tokio: 31).
 const REMOTE_INTERVAL: u32 = 31;
+/// I/O operations one poll of a task may complete before it must yield (tokio: 128).
+const BUDGET: u32 = 128;
+/// The budget outside any task poll: unlimited.
+const UNLIMITED: u32 = u32::MAX;
 
 /// The part of a runtime that any thread may reach.
 #[derive(Debug)]
@@ -69,6 +73,8 @@ pub(crate) struct Core {
     wakers: RefCell<Vec<Waker>>,
     /// Polls since the reactor was last checked.
     polls_since_park: Cell<u32>,
+    /// I/O operations the task being polled may still complete before it must yield.
+    budget: Cell<u32>,
     /// Polls in total, for choosing between the local and the remote queue.
     tick: Cell<u32>,
     /// Polls between non-blocking reactor checks.
@@ -193,6 +199,29 @@ impl Schedule for Arc<Shared> {
     }
 }
 
+/// Spends one unit of the running task's I/O budget. When it is spent, the task is woken (so it
+/// goes to the back of the run queue) and `Pending` is returned: a socket that is always ready
+/// must not let one task keep the thread forever. Outside a task poll, always ready.
+pub(crate) fn poll_budget(cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+    with_current(|current| {
+        let Some(context) = current else {
+            return std::task::Poll::Ready(());
+        };
+        let budget = &context.core.budget;
+        match budget.get() {
+            0 => {
+                cx.waker().wake_by_ref();
+                std::task::Poll::Pending
+            }
+            UNLIMITED => std::task::Poll::Ready(()),
+            left => {
+                budget.set(left - 1);
+                std::task::Poll::Ready(())
+            }
+        }
+    })
+}
+
 /// The waker of the future passed to `block_on`: it only raises a flag (and wakes the thread
 /// if it sleeps in epoll), because that future is polled by the loop itself, not queued.
 impl ArcWake for Shared {
@@ -223,6 +252,7 @@ impl Context {
             )),
             wakers: RefCell::new(Vec::new()),
             polls_since_park: Cell::new(0),
+            budget: Cell::new(UNLIMITED),
             tick: Cell::new(0),
             event_interval,
         };
@@ -285,7 +315,8 @@ impl Context {
         loop {
             if self.shared.main_woken.swap(false, Ordering::AcqRel) {
                 core.polls_since_park.set(core.polls_since_park.get() + 1);
-                if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+                let polled = self.with_budget(|| future.as_mut().poll(&mut cx));
+                if let std::task::Poll::Ready(output) = polled {
                     return output;
                 }
             }
@@ -293,7 +324,7 @@ impl Context {
             while core.polls_since_park.get() < core.event_interval {
                 let Some(task) = self.next_task() else { break };
                 core.polls_since_park.set(core.polls_since_park.get() + 1);
-                task.run();
+                self.with_budget(|| task.run());
             }
             if core.polls_since_park.get() >= core.event_interval {
                 // Still busy: look at I/O and timers without blocking, then carry on.
@@ -303,6 +334,20 @@ impl Context {
                 self.park(None);
             }
         }
+    }
+
+    /// Runs one poll with a fresh I/O budget.
+    fn with_budget<R>(&self, poll: impl FnOnce() -> R) -> R {
+        /// Puts the budget back to unlimited even if the poll unwinds.
+        struct Reset<'a>(&'a Cell<u32>);
+        impl Drop for Reset<'_> {
+            fn drop(&mut self) {
+                self.0.set(UNLIMITED);
+            }
+        }
+        self.core.budget.set(BUDGET);
+        let _reset = Reset(&self.core.budget);
+        poll()
     }
 
     /// Fires due timers, then waits in the reactor for at most `timeout` (or, if `None`, until

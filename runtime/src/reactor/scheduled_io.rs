@@ -9,7 +9,7 @@
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
-use std::task::{Context, Poll, Waker};
+use std::task::{ready, Context, Poll, Waker};
 
 /// The source has data to read, a pending connection, EOF, or an error.
 pub(crate) const READABLE: usize = 1 << 0;
@@ -116,6 +116,8 @@ impl ScheduledIo {
         cx: &mut Context<'_>,
         direction: Direction,
     ) -> Poll<io::Result<ReadyEvent>> {
+        // A task that has done its share of I/O for this poll yields, even if the source is ready.
+        ready!(crate::executor::poll_budget(cx));
         // Fast path: one atomic load when the source is already known to be ready.
         if let Some(ready) = self.check(direction) {
             return Poll::Ready(ready);
