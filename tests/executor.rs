@@ -461,6 +461,9 @@ async fn a_task_reading_an_always_ready_socket_yields_to_timers_and_other_tasks(
     sleep(Duration::from_millis(5)).await;
     stop.store(true, Ordering::Relaxed);
     let reads = no_hang(reader).await???;
-    assert!(reads < 50_000_000, "the timer only fired after the reader gave up");
+    assert!(
+        reads < 50_000_000,
+        "the timer only fired after the reader gave up"
+    );
     Ok(())
 }

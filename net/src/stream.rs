@@ -124,11 +124,17 @@ impl TcpStream {
         loop {
             let event = ready!(self.io.poll_read_ready(cx))?;
             match self.io.get_ref().read(buf) {
-                // A short read does not clear readiness: the peer's FIN may have arrived in the
-                // same edge as the data, and only the next read can see it (as `Ok(0)`).
-                Ok(n) => return Poll::Ready(Ok(n)),
+                Ok(n) => {
+                    // A short read emptied the socket: forget the readiness now rather than pay
+                    // a syscall for the `WouldBlock` the next read would get. (The reactor
+                    // double-checks the socket for a FIN that came with the data.)
+                    if n > 0 && n < buf.len() {
+                        self.io.clear_drained(event);
+                    }
+                    return Poll::Ready(Ok(n));
+                }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                    self.io.clear_readiness(event)
+                    self.io.clear_readiness(event);
                 }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) => return Poll::Ready(Err(err)),
@@ -153,7 +159,7 @@ impl TcpStream {
                     return Poll::Ready(Ok(n));
                 }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                    self.io.clear_readiness(event)
+                    self.io.clear_readiness(event);
                 }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) => return Poll::Ready(Err(err)),

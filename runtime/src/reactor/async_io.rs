@@ -87,6 +87,23 @@ impl<T: AsFd> Async<T> {
         self.source.clear_readiness(event);
     }
 
+    /// Forgets the read readiness in `event` after a read that came back *short* (fewer bytes
+    /// than asked for), which on a stream socket means the receive queue is empty. This saves
+    /// the next read a syscall that would only say `WouldBlock`.
+    ///
+    /// A short read cannot tell whether the peer's FIN arrived in the same edge as the data, and
+    /// epoll will not report it again. So the reactor re-checks such sources once, all of them in
+    /// one `poll(2)`, before it next waits; a source that turns out readable (or closed) is
+    /// marked ready again and its reader woken.
+    pub fn clear_drained(&self, event: ReadyEvent) {
+        if self.source.clear_readiness(event) {
+            self.handle
+                .shared
+                .reactor
+                .recheck_later(self.as_fd(), &self.source);
+        }
+    }
+
     /// Runs the non-blocking `op` once the source is readable, waiting again while it
     /// returns `WouldBlock`.
     pub fn poll_read_with<R>(
@@ -139,7 +156,7 @@ impl<T: AsFd> Async<T> {
             match op(self.get_ref()) {
                 // The cached readiness was stale: forget it, then park (or retry on a newer edge).
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                    self.source.clear_readiness(event)
+                    self.source.clear_readiness(event);
                 }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
                 result => return Poll::Ready(result),

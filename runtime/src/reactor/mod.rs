@@ -31,8 +31,9 @@
 mod async_io;
 mod scheduled_io;
 
+use std::fmt;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -64,6 +65,34 @@ pub(crate) struct Reactor {
     generation: AtomicUsize,
     /// Bumped for each `wait`; stamps readiness so that a clear never erases a newer edge.
     tick: AtomicUsize,
+    /// Sources whose read readiness a short read cleared since the last wait.
+    drained: Mutex<Drained>,
+}
+
+/// The sources to re-check before the next wait, because a short read cleared their readiness.
+///
+/// `polling` does not report `EPOLLRDHUP`, so when a peer's data and its FIN arrive in one
+/// edge, the short read that returns the data is the last word epoll says about the socket.
+/// One `poll(2)` over all such sources finds the ones that still have something to read.
+#[derive(Default)]
+struct Drained {
+    /// Each source, with its fd.
+    ///
+    /// # Invariant
+    /// The fd was registered for this source when it was pushed. It may have been closed (or
+    /// even reused) since; then `poll` reports `POLLNVAL` or a readiness that only wakes a
+    /// source nobody polls any more, both harmless.
+    sources: Vec<(RawFd, Arc<ScheduledIo>)>,
+    /// `poll`'s argument, reused between waits.
+    pollfds: Vec<libc::pollfd>,
+}
+
+impl fmt::Debug for Drained {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Drained")
+            .field("sources", &self.sources.len())
+            .finish()
+    }
 }
 
 impl Reactor {
@@ -74,6 +103,7 @@ impl Reactor {
             sources: Mutex::new(Slab::new()),
             generation: AtomicUsize::new(0),
             tick: AtomicUsize::new(0),
+            drained: Mutex::new(Drained::default()),
         })
     }
 
@@ -118,9 +148,14 @@ impl Reactor {
         timeout: Option<Duration>,
         wakers: &mut Vec<Waker>,
     ) -> io::Result<usize> {
+        let tick = self.tick.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+        // Sources found readable by the re-check are work to do now: do not block.
+        let timeout = match self.recheck_drained(tick, wakers) {
+            0 => timeout,
+            _ => Some(Duration::ZERO),
+        };
         events.clear();
         self.poller.wait(events, timeout)?;
-        let tick = self.tick.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
         let mut count = 0;
         let sources = self.sources.lock().unwrap_or_else(PoisonError::into_inner);
         for event in events.iter() {
@@ -142,6 +177,42 @@ impl Reactor {
         drop(sources);
         wake_all(wakers);
         Ok(count)
+    }
+
+    /// Queues `io` (registered as `fd`) for a re-check before the next wait.
+    pub(crate) fn recheck_later(&self, fd: BorrowedFd<'_>, io: &Arc<ScheduledIo>) {
+        let mut drained = self.drained.lock().unwrap_or_else(PoisonError::into_inner);
+        drained.sources.push((fd.as_raw_fd(), io.clone()));
+    }
+
+    /// Marks readable (stamped with `tick`) every drained source that `poll(2)` finds readable,
+    /// hung up or failed, moving their readers' wakers into `wakers`. Returns how many it found.
+    fn recheck_drained(&self, tick: usize, wakers: &mut Vec<Waker>) -> usize {
+        let mut drained = self.drained.lock().unwrap_or_else(PoisonError::into_inner);
+        if drained.sources.is_empty() {
+            return 0;
+        }
+        let Drained { sources, pollfds } = &mut *drained;
+        pollfds.clear();
+        pollfds.extend(sources.iter().map(|&(fd, _)| libc::pollfd {
+            fd,
+            events: libc::POLLIN | libc::POLLRDHUP,
+            revents: 0,
+        }));
+        // SAFETY: `pollfds` is a valid, exclusively borrowed array of `pollfds.len()` entries,
+        // and a zero timeout makes the call return at once. Closed fds only yield POLLNVAL.
+        let polled = unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, 0) };
+        let mut found = 0;
+        for (pollfd, (_, io)) in pollfds.iter().zip(sources.drain(..)) {
+            // If poll itself failed, treat every source as readable: a spurious wake costs one
+            // read, a missed one would hang its task.
+            let readable = polled < 0 || pollfd.revents & !libc::POLLNVAL != 0;
+            if readable {
+                io.set_readiness(tick, READABLE, wakers);
+                found += 1;
+            }
+        }
+        found
     }
 
     /// Wakes a thread blocked in [`Reactor::wait`]. Cheap when already notified.

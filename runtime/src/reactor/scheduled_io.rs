@@ -45,10 +45,17 @@ impl Direction {
 /// [`Async::clear_readiness`](super::Async::clear_readiness) after `WouldBlock`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReadyEvent {
-    /// The reactor tick at which the readiness was last set.
-    tick: usize,
+    /// The reactor tick at which the readiness was last set (its low 32 bits: enough to tell
+    /// apart any two events that one read can straddle).
+    tick: u32,
     /// The readiness bits this event stands for.
-    ready: usize,
+    ready: u8,
+}
+
+/// The error of any wait on a source whose runtime is gone.
+#[cold]
+fn shutdown_error() -> io::Error {
+    io::Error::other("the ripple runtime that drove this I/O object has shut down")
 }
 
 /// One registered source: its readiness word and its (at most two) waiting tasks.
@@ -111,6 +118,7 @@ impl ScheduledIo {
     }
 
     /// Ready if the source is ready in `direction`; otherwise parks the task until it is.
+    #[inline]
     pub(crate) fn poll_ready(
         &self,
         cx: &mut Context<'_>,
@@ -119,9 +127,15 @@ impl ScheduledIo {
         // A task that has done its share of I/O for this poll yields, even if the source is ready.
         ready!(crate::executor::poll_budget(cx));
         // Fast path: one atomic load when the source is already known to be ready.
-        if let Some(ready) = self.check(direction) {
-            return Poll::Ready(ready);
+        match self.check(direction) {
+            Some(ready) => Poll::Ready(ready),
+            None => self.park(cx, direction),
         }
+    }
+
+    /// The slow path of `poll_ready`: store the task's waker, then look once more.
+    #[inline(never)]
+    fn park(&self, cx: &mut Context<'_>, direction: Direction) -> Poll<io::Result<ReadyEvent>> {
         let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
         let slot = match direction {
             Direction::Read => &mut waiters.reader,
@@ -140,27 +154,28 @@ impl ScheduledIo {
     }
 
     /// The ready event for `direction`, if the bit is set (or an error after shutdown).
+    #[inline]
     fn check(&self, direction: Direction) -> Option<io::Result<ReadyEvent>> {
         let cur = self.readiness.load(Ordering::Acquire);
         if cur & SHUTDOWN != 0 {
-            return Some(Err(io::Error::other(
-                "the ripple runtime that drove this I/O object has shut down",
-            )));
+            return Some(Err(shutdown_error()));
         }
         let ready = cur & direction.mask();
         (ready != 0).then_some(Ok(ReadyEvent {
-            tick: cur >> TICK_SHIFT,
-            ready,
+            tick: (cur >> TICK_SHIFT) as u32,
+            ready: ready as u8,
         }))
     }
 
     /// Forgets the readiness in `event`, unless a newer event arrived since it was observed.
-    pub(crate) fn clear_readiness(&self, event: ReadyEvent) {
-        let _ = self
-            .readiness
+    /// Returns whether it did.
+    pub(crate) fn clear_readiness(&self, event: ReadyEvent) -> bool {
+        self.readiness
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
-                (cur >> TICK_SHIFT == event.tick).then_some(cur & !event.ready)
-            });
+                ((cur >> TICK_SHIFT) as u32 == event.tick)
+                    .then_some(cur & !usize::from(event.ready))
+            })
+            .is_ok()
     }
 }
 
