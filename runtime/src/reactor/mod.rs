@@ -73,7 +73,7 @@ pub(crate) struct Reactor {
 ///
 /// `polling` does not report `EPOLLRDHUP`, so when a peer's data and its FIN arrive in one
 /// edge, the short read that returns the data is the last word epoll says about the socket.
-/// One `poll(2)` over all such sources finds the ones that still have something to read.
+/// One `poll(2)` over all such sources finds the ones whose peer has shut down.
 #[derive(Default)]
 struct Drained {
     /// Each source, with its fd.
@@ -185,8 +185,9 @@ impl Reactor {
         drained.sources.push((fd.as_raw_fd(), io.clone()));
     }
 
-    /// Marks readable (stamped with `tick`) every drained source that `poll(2)` finds readable,
-    /// hung up or failed, moving their readers' wakers into `wakers`. Returns how many it found.
+    /// Marks readable (stamped with `tick`) every drained source whose peer `poll(2)` finds shut
+    /// down (or hung up, or failed), moving their readers' wakers into `wakers`. Returns how
+    /// many it found.
     fn recheck_drained(&self, tick: usize, wakers: &mut Vec<Waker>) -> usize {
         let mut drained = self.drained.lock().unwrap_or_else(PoisonError::into_inner);
         if drained.sources.is_empty() {
@@ -194,9 +195,11 @@ impl Reactor {
         }
         let Drained { sources, pollfds } = &mut *drained;
         pollfds.clear();
+        // Only a hang-up can hide: new data after the short read raises a fresh edge that epoll
+        // reports anyway, so asking for POLLIN here would only report it twice.
         pollfds.extend(sources.iter().map(|&(fd, _)| libc::pollfd {
             fd,
-            events: libc::POLLIN | libc::POLLRDHUP,
+            events: libc::POLLRDHUP,
             revents: 0,
         }));
         // SAFETY: `pollfds` is a valid, exclusively borrowed array of `pollfds.len()` entries,
