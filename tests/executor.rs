@@ -467,3 +467,37 @@ async fn a_task_reading_an_always_ready_socket_yields_to_timers_and_other_tasks(
     );
     Ok(())
 }
+
+#[ripple::test]
+async fn an_aborted_task_drops_its_pinned_future_where_it_was_polled() {
+    /// Records where it was polled; its destructor checks it was not moved since.
+    struct Pinned {
+        polled_at: Arc<Mutex<Option<usize>>>,
+        dropped_at: Arc<Mutex<Option<usize>>>,
+        _pin: std::marker::PhantomPinned,
+    }
+    impl Future for Pinned {
+        type Output = ();
+        fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
+            *self.polled_at.lock().unwrap() = Some(&*self as *const Self as usize);
+            Poll::Pending
+        }
+    }
+    impl Drop for Pinned {
+        fn drop(&mut self) {
+            *self.dropped_at.lock().unwrap() = Some(self as *const Self as usize);
+        }
+    }
+    let polled_at = Arc::new(Mutex::new(None));
+    let dropped_at = Arc::new(Mutex::new(None));
+    let task = ripple::spawn(Pinned {
+        polled_at: polled_at.clone(),
+        dropped_at: dropped_at.clone(),
+        _pin: std::marker::PhantomPinned,
+    });
+    yield_now().await;
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+    let polled = polled_at.lock().unwrap().expect("polled once");
+    assert_eq!(*dropped_at.lock().unwrap(), Some(polled));
+}

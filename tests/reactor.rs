@@ -279,3 +279,59 @@ async fn a_panicking_waker_does_not_take_the_reactor_down() -> io::Result<()> {
     assert_eq!(&no_hang(reader).await???, b"x");
     Ok(())
 }
+
+#[ripple::test]
+async fn a_task_waiting_on_more_sources_than_its_budget_still_sees_the_last_one() -> io::Result<()>
+{
+    // One task polls 300 idle sockets, more than its I/O budget of 128 per poll. Waiting on a
+    // source that is not ready must not spend budget, or the sources after the 128th would
+    // never be looked at and the task would spin.
+    let mut clients = Vec::new();
+    let mut peers = Vec::new();
+    for _ in 0..300 {
+        let (client, peer) = util::pair_with_std_peer().await?;
+        clients.push(client);
+        peers.push(peer);
+    }
+    let last = peers.len() - 1;
+    let writer = std::thread::spawn({
+        let mut peer = peers[last].try_clone()?;
+        move || {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            peer.write_all(b"x")
+        }
+    });
+    let mut buf = [0; 1];
+    let which = no_hang(poll_fn(|cx| {
+        for (i, client) in clients.iter().enumerate() {
+            if let std::task::Poll::Ready(result) = client.poll_read(cx, &mut buf) {
+                return std::task::Poll::Ready(result.map(|_| i));
+            }
+        }
+        std::task::Poll::Pending
+    }))
+    .await??;
+    assert_eq!(which, last);
+    writer.join().expect("writer thread")?;
+    Ok(())
+}
+
+#[ripple::test]
+async fn two_tasks_accepting_on_one_listener_both_get_a_connection() -> io::Result<()> {
+    let listener = Arc::new(ripple::net::TcpListener::bind("127.0.0.1:0").await?);
+    let addr = listener.local_addr()?;
+    let acceptors: Vec<_> = (0..2)
+        .map(|_| {
+            let listener = listener.clone();
+            ripple::spawn(async move { listener.accept().await.map(|(_, peer)| peer) })
+        })
+        .collect();
+    // Both park on the same listener before any connection arrives.
+    yield_times(3).await;
+    let _first = TcpStream::connect(addr).await?;
+    let _second = TcpStream::connect(addr).await?;
+    for acceptor in acceptors {
+        no_hang(acceptor).await???;
+    }
+    Ok(())
+}

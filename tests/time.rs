@@ -169,3 +169,26 @@ async fn a_sleep_polled_by_another_task_after_it_moved_wakes_the_new_task() {
         "woken"
     );
 }
+
+#[test]
+fn a_sleep_that_outlives_its_runtime_finishes_on_the_next_one() {
+    let first = ripple::runtime::Runtime::new().expect("runtime");
+    let mut nap = Box::pin(sleep(Duration::from_millis(30)));
+    // Register the sleep with the first runtime, then drop that runtime.
+    first.block_on(poll_fn(|cx| {
+        assert!(nap.as_mut().poll(cx).is_pending());
+        Poll::Ready(())
+    }));
+    drop(first);
+    let second = ripple::runtime::Runtime::new().expect("runtime");
+    let start = Instant::now();
+    // A sleep still parked on the dead runtime would only complete when this timeout polls it
+    // at its own deadline, 5 s on: so the elapsed time, not the result, tells the two apart.
+    second
+        .block_on(timeout(Duration::from_secs(5), nap))
+        .expect("the sleep completes");
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "the sleep was not woken by the second runtime"
+    );
+}

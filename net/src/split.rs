@@ -15,20 +15,32 @@ use crate::TcpStream;
 
 /// The read half of a [`TcpStream::split`].
 #[derive(Debug)]
-pub struct ReadHalf<'a>(&'a TcpStream);
+pub struct ReadHalf<'a>(
+    /// The stream, borrowed.
+    &'a TcpStream,
+);
 
 /// The write half of a [`TcpStream::split`].
 #[derive(Debug)]
-pub struct WriteHalf<'a>(&'a TcpStream);
+pub struct WriteHalf<'a>(
+    /// The stream, borrowed.
+    &'a TcpStream,
+);
 
 /// The read half of a [`TcpStream::into_split`]; may move to another task.
 #[derive(Debug)]
-pub struct OwnedReadHalf(Arc<TcpStream>);
+pub struct OwnedReadHalf(
+    /// The stream, shared with the write half.
+    Arc<TcpStream>,
+);
 
 /// The write half of a [`TcpStream::into_split`]; may move to another task. Dropping it shuts
 /// down the write side, so the peer reads end of stream.
 #[derive(Debug)]
-pub struct OwnedWriteHalf(Arc<TcpStream>);
+pub struct OwnedWriteHalf(
+    /// The stream, shared with the read half.
+    Arc<TcpStream>,
+);
 
 impl<'a> ReadHalf<'a> {
     /// Borrows the read side of `stream`.

@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use crate::task::{new_task, JoinHandle, Schedule};
 
-pub(crate) use scheduler::poll_budget;
+pub(crate) use scheduler::{poll_budget, spend_budget};
 use scheduler::{with_current, Context, Enter, Shared, EVENT_INTERVAL};
 
 /// Configures and creates a [`Runtime`].

@@ -12,6 +12,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::num::NonZeroUsize;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -31,7 +32,7 @@ pub(crate) const EVENT_INTERVAL: u32 = 61;
 /// Polls between two looks at the remote queue while the local queue is not empty (tokio: 31).
 const REMOTE_INTERVAL: u32 = 31;
 /// I/O operations one poll of a task may complete before it must yield (tokio: 128).
-const BUDGET: u32 = 128;
+const BUDGET_PER_POLL: u32 = 128;
 /// The budget outside any task poll: unlimited.
 const UNLIMITED: u32 = u32::MAX;
 
@@ -73,8 +74,6 @@ pub(crate) struct Core {
     wakers: RefCell<Vec<Waker>>,
     /// Polls since the reactor was last checked.
     polls_since_park: Cell<u32>,
-    /// I/O operations the task being polled may still complete before it must yield.
-    budget: Cell<u32>,
     /// Polls in total, for choosing between the local and the remote queue.
     tick: Cell<u32>,
     /// Polls between non-blocking reactor checks.
@@ -91,6 +90,10 @@ pub(crate) struct Context {
 }
 
 thread_local! {
+    /// I/O operations the task being polled may still complete before it must yield;
+    /// `UNLIMITED` outside a poll. A thread runs one poll at a time, so one counter suffices.
+    static BUDGET: Cell<u32> = const { Cell::new(UNLIMITED) };
+
     /// The runtime this thread is running, if any.
     ///
     /// # Invariant
@@ -199,27 +202,24 @@ impl Schedule for Arc<Shared> {
     }
 }
 
-/// Spends one unit of the running task's I/O budget. When it is spent, the task is woken (so it
+/// Ready while the running task has I/O budget left. When it is spent, the task is woken (so it
 /// goes to the back of the run queue) and `Pending` is returned: a socket that is always ready
 /// must not let one task keep the thread forever. Outside a task poll, always ready.
 pub(crate) fn poll_budget(cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
-    with_current(|current| {
-        let Some(context) = current else {
-            return std::task::Poll::Ready(());
-        };
-        let budget = &context.core.budget;
-        match budget.get() {
-            0 => {
-                cx.waker().wake_by_ref();
-                std::task::Poll::Pending
-            }
-            UNLIMITED => std::task::Poll::Ready(()),
-            left => {
-                budget.set(left - 1);
-                std::task::Poll::Ready(())
-            }
-        }
-    })
+    if BUDGET.with(Cell::get) == 0 {
+        cx.waker().wake_by_ref();
+        return std::task::Poll::Pending;
+    }
+    std::task::Poll::Ready(())
+}
+
+/// Spends one unit of the running task's I/O budget: an operation found its source ready.
+/// Only ready operations count, so a task that waits on many sources is not charged for them.
+pub(crate) fn spend_budget() {
+    BUDGET.with(|budget| match budget.get() {
+        UNLIMITED | 0 => {}
+        left => budget.set(left - 1),
+    });
 }
 
 /// The waker of the future passed to `block_on`: it only raises a flag (and wakes the thread
@@ -252,7 +252,6 @@ impl Context {
             )),
             wakers: RefCell::new(Vec::new()),
             polls_since_park: Cell::new(0),
-            budget: Cell::new(UNLIMITED),
             tick: Cell::new(0),
             event_interval,
         };
@@ -324,7 +323,9 @@ impl Context {
             while core.polls_since_park.get() < core.event_interval {
                 let Some(task) = self.next_task() else { break };
                 core.polls_since_park.set(core.polls_since_park.get() + 1);
-                self.with_budget(|| task.run());
+                // `run` contains the future's panics; this contains the rest (an output whose
+                // destructor panics when the last reference to a detached task goes away).
+                let _ = catch_unwind(AssertUnwindSafe(|| self.with_budget(|| task.run())));
             }
             if core.polls_since_park.get() >= core.event_interval {
                 // Still busy: look at I/O and timers without blocking, then carry on.
@@ -339,14 +340,14 @@ impl Context {
     /// Runs one poll with a fresh I/O budget.
     fn with_budget<R>(&self, poll: impl FnOnce() -> R) -> R {
         /// Puts the budget back to unlimited even if the poll unwinds.
-        struct Reset<'a>(&'a Cell<u32>);
-        impl Drop for Reset<'_> {
+        struct Reset;
+        impl Drop for Reset {
             fn drop(&mut self) {
-                self.0.set(UNLIMITED);
+                BUDGET.with(|budget| budget.set(UNLIMITED));
             }
         }
-        self.core.budget.set(BUDGET);
-        let _reset = Reset(&self.core.budget);
+        BUDGET.with(|budget| budget.set(BUDGET_PER_POLL));
+        let _reset = Reset;
         poll()
     }
 
@@ -373,7 +374,8 @@ impl Context {
         }
         let mut events = self.core.events.borrow_mut();
         if let Err(err) = self.shared.reactor.wait(&mut events, timeout, &mut wakers) {
-            // epoll_wait fails only on a broken poller; there is no way to go on without it.
+            // Waiting fails only if the poller itself is broken (epoll_wait, or the timerfd and
+            // eventfd bookkeeping `polling` does around it); there is no way to go on without it.
             panic!("ripple: waiting for I/O events failed: {err}");
         }
     }
@@ -406,6 +408,9 @@ impl Context {
         }
         // I/O objects that outlive the runtime get an error instead of waiting forever.
         self.shared.reactor.shutdown();
+        // Parked sleeps hold wakers, which hold tasks, which hold this runtime: break the cycle.
+        let timers = self.shared.lock_timers().clear();
+        drop(timers);
     }
 
     /// Live tasks (spawned here, not yet complete).

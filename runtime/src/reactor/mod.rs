@@ -148,14 +148,16 @@ impl Reactor {
         timeout: Option<Duration>,
         wakers: &mut Vec<Waker>,
     ) -> io::Result<usize> {
-        let tick = self.tick.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
-        // Sources found readable by the re-check are work to do now: do not block.
-        let timeout = match self.recheck_drained(tick, wakers) {
+        // Sources found closed by the re-check are work to do now: do not block. The re-check
+        // and the epoll batch each get a tick of their own, so that a clear based on one cannot
+        // erase readiness set by the other.
+        let timeout = match self.recheck_drained(self.next_tick(), wakers) {
             0 => timeout,
             _ => Some(Duration::ZERO),
         };
         events.clear();
         self.poller.wait(events, timeout)?;
+        let tick = self.next_tick();
         let mut count = 0;
         let sources = self.sources.lock().unwrap_or_else(PoisonError::into_inner);
         for event in events.iter() {
@@ -177,6 +179,11 @@ impl Reactor {
         drop(sources);
         wake_all(wakers);
         Ok(count)
+    }
+
+    /// A fresh tick to stamp readiness with.
+    fn next_tick(&self) -> usize {
+        self.tick.fetch_add(1, Ordering::Relaxed).wrapping_add(1)
     }
 
     /// Queues `io` (registered as `fd`) for a re-check before the next wait.

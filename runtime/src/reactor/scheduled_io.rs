@@ -78,6 +78,53 @@ struct Waiters {
     reader: Option<Waker>,
     /// Woken when the source becomes writable.
     writer: Option<Waker>,
+    /// Further tasks waiting through a shared reference (say, two tasks accepting on one
+    /// listener). Rare, so they stay out of the two slots above; woken with them.
+    others: Vec<(Direction, Waker)>,
+}
+
+impl Waiters {
+    /// Parks `waker` for `direction`. Nothing is replaced (and so nothing dropped under the
+    /// lock): a different waker joins `others` instead.
+    fn register(&mut self, direction: Direction, waker: &Waker) {
+        let slot = match direction {
+            Direction::Read => &mut self.reader,
+            Direction::Write => &mut self.writer,
+        };
+        match slot {
+            None => *slot = Some(waker.clone()),
+            Some(old) if old.will_wake(waker) => {}
+            Some(_) => {
+                // Another task holds the slot: queue this one too, once.
+                let known = self
+                    .others
+                    .iter()
+                    .any(|(d, w)| *d == direction && w.will_wake(waker));
+                if !known {
+                    self.others.push((direction, waker.clone()));
+                }
+            }
+        }
+    }
+
+    /// Moves the wakers released by `ready` into `wakers`.
+    fn take(&mut self, ready: usize, wakers: &mut Vec<Waker>) {
+        if ready & READABLE != 0 {
+            wakers.extend(self.reader.take());
+        }
+        if ready & WRITABLE != 0 {
+            wakers.extend(self.writer.take());
+        }
+        if !self.others.is_empty() {
+            self.others.retain(|(direction, waker)| {
+                let released = ready & direction.mask() != 0;
+                if released {
+                    wakers.push(waker.clone());
+                }
+                !released
+            });
+        }
+    }
 }
 
 impl ScheduledIo {
@@ -101,20 +148,14 @@ impl ScheduledIo {
                 Some((cur & READY_MASK) | ready | tick)
             });
         let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
-        if ready & READABLE != 0 {
-            wakers.extend(waiters.reader.take());
-        }
-        if ready & WRITABLE != 0 {
-            wakers.extend(waiters.writer.take());
-        }
+        waiters.take(ready, wakers);
     }
 
     /// Marks the source dead and releases both waiters; their next poll returns an error.
     pub(crate) fn shutdown(&self, wakers: &mut Vec<Waker>) {
         self.readiness.fetch_or(SHUTDOWN, Ordering::AcqRel);
         let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
-        wakers.extend(waiters.reader.take());
-        wakers.extend(waiters.writer.take());
+        waiters.take(READABLE | WRITABLE, wakers);
     }
 
     /// Ready if the source is ready in `direction`; otherwise parks the task until it is.
@@ -127,24 +168,21 @@ impl ScheduledIo {
         // A task that has done its share of I/O for this poll yields, even if the source is ready.
         ready!(crate::executor::poll_budget(cx));
         // Fast path: one atomic load when the source is already known to be ready.
-        match self.check(direction) {
-            Some(ready) => Poll::Ready(ready),
-            None => self.park(cx, direction),
+        let ready = match self.check(direction) {
+            Some(ready) => ready,
+            None => ready!(self.park(cx, direction)),
+        };
+        if ready.is_ok() {
+            crate::executor::spend_budget();
         }
+        Poll::Ready(ready)
     }
 
     /// The slow path of `poll_ready`: store the task's waker, then look once more.
     #[inline(never)]
     fn park(&self, cx: &mut Context<'_>, direction: Direction) -> Poll<io::Result<ReadyEvent>> {
         let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
-        let slot = match direction {
-            Direction::Read => &mut waiters.reader,
-            Direction::Write => &mut waiters.writer,
-        };
-        match slot {
-            Some(old) if old.will_wake(cx.waker()) => {}
-            _ => *slot = Some(cx.waker().clone()),
-        }
+        waiters.register(direction, cx.waker());
         // Check again under the lock: an event that landed after the first check has either set
         // the bit (seen now) or will take the waker we just stored.
         match self.check(direction) {

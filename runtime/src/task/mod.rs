@@ -8,7 +8,8 @@
 //!
 //! One allocation holds everything ([`Task`]), and every task of one future type shares one waker
 //! vtable (built by `futures-task` from [`ArcWake`]), so `Waker::will_wake` holds for two wakers of
-//! the same task and the reactor can skip a clone.
+//! the same task (as far as the compiler keeps one vtable per type, which std does not promise but
+//! does in practice) and the reactor can skip a clone.
 //!
 //! ```
 //! let rt = ripple_runtime::runtime::Builder::new_current_thread().build().unwrap();
@@ -69,7 +70,8 @@ impl std::fmt::Debug for dyn Runnable {
 pub(crate) const NOT_OWNED: usize = usize::MAX;
 
 /// The task is in a run queue, or will be put there by whoever is running it. Set by a wake,
-/// cleared by the executor just before it polls. May coexist with every other bit.
+/// cleared by the executor just before it polls. May coexist with every other bit; on a
+/// `COMPLETE` task it means nothing (a wake sets it but queues nothing).
 const SCHEDULED: usize = 1 << 0;
 /// The executor is polling the future right now and has exclusive access to the stage.
 /// Never set together with `COMPLETE`.
@@ -142,10 +144,10 @@ where
     fn complete(&self, result: Result<F::Output, JoinError>) {
         // SAFETY: the caller holds RUNNING, so no other thread touches the stage.
         let stage = unsafe { &mut *self.stage.get() };
-        // Take the future out before dropping it: a destructor that panics must not leave the
-        // stage half-dropped, and must not unwind into the executor.
-        let future = std::mem::replace(stage, Stage::Consumed);
-        let _ = catch_unwind(AssertUnwindSafe(move || drop(future)));
+        // Drop the future where it lies: it is pinned, so it must not move before its destructor
+        // runs. If that destructor panics, the assignment still stores `Consumed` while
+        // unwinding, and `catch_unwind` keeps the panic out of the executor.
+        let _ = catch_unwind(AssertUnwindSafe(|| *stage = Stage::Consumed));
         *stage = Stage::Finished(result);
         self.state
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
@@ -175,7 +177,7 @@ where
         let claimed = self
             .state
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
-                (s & COMPLETE == 0).then_some((s & !SCHEDULED) | RUNNING)
+                (s & (RUNNING | COMPLETE) == 0).then_some((s & !SCHEDULED) | RUNNING)
             });
         let Ok(prev) = claimed else { return };
         if prev & CANCELLED != 0 {

@@ -60,23 +60,27 @@ impl Timers {
         id
     }
 
-    /// Points an existing entry at `waker` (a sleep may move to another task). Returns false
-    /// if the entry already fired.
-    fn update(&mut self, deadline: Instant, id: u64, waker: &Waker) -> bool {
-        match self.entries.get_mut(&(deadline, id)) {
-            Some(old) => {
-                if !old.will_wake(waker) {
-                    *old = waker.clone();
-                }
-                true
-            }
-            None => false,
+    /// Points an existing entry at `waker` (a sleep may move to another task). Returns `None` if
+    /// the entry is gone (it fired, or its runtime shut down), otherwise the waker it replaced,
+    /// if any, for the caller to drop once the lock is released.
+    fn update(&mut self, deadline: Instant, id: u64, waker: &Waker) -> Option<Option<Waker>> {
+        let old = self.entries.get_mut(&(deadline, id))?;
+        if old.will_wake(waker) {
+            return Some(None);
         }
+        Some(Some(std::mem::replace(old, waker.clone())))
     }
 
-    /// Forgets an entry (a dropped or completed sleep).
-    fn remove(&mut self, deadline: Instant, id: u64) {
-        self.entries.remove(&(deadline, id));
+    /// Forgets an entry (a dropped or completed sleep); returns its waker, for the caller to drop
+    /// once the lock is released (dropping a waker can drop a task, which runs user code).
+    fn remove(&mut self, deadline: Instant, id: u64) -> Option<Waker> {
+        self.entries.remove(&(deadline, id))
+    }
+
+    /// Forgets every entry: the runtime is shutting down. Returns them, to be dropped after the
+    /// lock is released. A sleep that is polled again re-registers with the runtime polling it.
+    pub(crate) fn clear(&mut self) -> BTreeMap<(Instant, u64), Waker> {
+        std::mem::take(&mut self.entries)
     }
 
     /// Moves the wakers of every timer due at `now` into `wakers`; returns the next deadline.
@@ -101,7 +105,7 @@ impl Timers {
 /// # Panics
 /// When polled outside a ripple runtime.
 pub fn sleep(duration: Duration) -> Sleep {
-    // A duration too large to add saturates to "about a century from now".
+    // A duration too large to add saturates to "thirty years from now".
     let deadline = Instant::now()
         .checked_add(duration)
         .unwrap_or_else(far_future);
@@ -154,7 +158,8 @@ impl Sleep {
     /// Removes the entry from the runtime's timers, if it has one.
     fn unregister(&mut self) {
         if let Some((handle, id)) = self.entry.take() {
-            handle.shared.lock_timers().remove(self.deadline, id);
+            let removed = handle.shared.lock_timers().remove(self.deadline, id);
+            drop(removed);
         }
     }
 }
@@ -169,20 +174,18 @@ impl Future for Sleep {
         }
         let deadline = self.deadline;
         if let Some((handle, id)) = &self.entry {
-            if handle
+            let updated = handle
                 .shared
                 .lock_timers()
-                .update(deadline, *id, cx.waker())
-            {
+                .update(deadline, *id, cx.waker());
+            if updated.is_some() {
                 return Poll::Pending;
             }
         }
-        // First poll (or the entry fired early): register with the current runtime.
-        let handle = match &self.entry {
-            Some((handle, _)) => handle.clone(),
-            None => Handle::try_current()
-                .expect("a ripple::time::Sleep was polled outside a ripple runtime"),
-        };
+        // First poll, or the entry is gone (its runtime shut down, or the clock said the deadline
+        // passed before `Instant::now` here did): register with the runtime polling us now.
+        let handle = Handle::try_current()
+            .expect("a ripple::time::Sleep was polled outside a ripple runtime");
         let id = handle.shared.lock_timers().insert(deadline, cx.waker());
         self.entry = Some((handle, id));
         Poll::Pending

@@ -32,6 +32,7 @@ pin_project! {
     #[must_use = "a Timeout does nothing unless awaited"]
     #[derive(Debug)]
     pub struct Timeout<F> {
+        // (pin-project-lite does not accept doc comments on fields, hence plain comments.)
         // The work.
         #[pin]
         future: F,
