@@ -1,29 +1,47 @@
 #!/usr/bin/env bash
-# Counts that do not drift with machine noise, for the echo server on ripple and on tokio:
-#   - syscalls per echoed message (strace -c -f on the server), 50 connections x 2,000 messages;
-#   - user-space instructions per echoed 64-byte message (valgrind --tool=callgrind on the
-#     server), 10 connections x 2,000 messages, the whole run's total divided by 20,000.
-#   - the same syscall count with `perf stat -e raw_syscalls:sys_enter`, which barely slows the
-#     server: strace makes the server slower than its client, which hides `WouldBlock` reads.
-# Usage: bash benches/echo_counts.sh [strace|perf|callgrind|all]   (needs strace, perf, valgrind)
+# The echo server on ripple and on tokio (examples/echo.rs, examples/echo_tokio.rs), measured
+# side by side with the same client (examples/echo_client.rs), runs interleaved ripple, tokio,
+# ripple, tokio, ... and the median of each reported with the median of the per-pair ratios.
+#
+#   strace      syscalls per echoed message: strace -c -f on the server, 50 connections x 2,000
+#               64-byte messages. strace slows the server below its client's pace, so reads
+#               rarely meet WouldBlock: the figure the issue's targets are stated in.
+#   perf        the same count with `perf stat -e raw_syscalls:sys_enter`, which barely slows
+#               the server: the count a real deployment sees.
+#   callgrind   user-space instructions per echoed message: valgrind --tool=callgrind on the
+#               server, 10 connections x 2,000 messages, the run's total divided by 20,000.
+#   throughput  messages per second, 50 connections x 2,000 messages, the server pinned to CPU 0
+#               and the client to CPU 1 with taskset.
+#
+# Usage: bash benches/echo_counts.sh [strace|perf|callgrind|throughput|all] [PAIRS]
+# (default: all, 3 pairs). Needs strace, perf and valgrind for their modes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-what=${1:-all}
+modes=${1:-all}
+pairs=${2:-3}
+[[ $modes == all ]] && modes="strace perf callgrind throughput"
 cargo build --release --quiet --example echo --example echo_tokio --example echo_client
 bin=target/release/examples
 port=19100
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
 
-# Starts "$@" (a server command whose last argument is ADDR), waits for "listening on".
+# Starts a server command (its last argument is ADDR) in the background; waits for its banner.
 start_server() {
-  local log=$1; shift
+  local log=$1
+  shift
   "$@" >"$log" 2>&1 &
   server_pid=$!
-  for _ in $(seq 100); do grep -q "listening on" "$log" 2>/dev/null && return; sleep 0.1; done
-  echo "server did not start: $(cat "$log")" >&2; exit 1
+  for _ in $(seq 200); do
+    grep -q "listening on" "$log" 2>/dev/null && return
+    sleep 0.1
+  done
+  echo "server did not start: $(cat "$log")" >&2
+  exit 1
 }
 
-# Stops the server: SIGTERM to the traced process itself (the tracer's child; valgrind runs in
-# place), since a background job ignores SIGINT; then waits for the tracer's report.
+# Stops the server: SIGTERM to the measured process itself (the tracer's child; valgrind runs
+# in place), since a background job ignores SIGINT; then waits for the tracer's report.
 stop_server() {
   local child
   child=$(pgrep -P "$server_pid" | head -n 1 || true)
@@ -31,34 +49,55 @@ stop_server() {
   wait "$server_pid" 2>/dev/null || true
 }
 
-for server in echo echo_tokio; do
+# One measurement of `server` in `mode`; prints one number.
+measure() {
+  local mode=$1 server=$2 out="$work/out" log="$work/log"
   port=$((port + 1))
-  if [[ $what == all || $what == strace ]]; then
-    out=$(mktemp)
-    start_server "$out.log" strace -c -f -o "$out" "$bin/$server" "127.0.0.1:$port"
-    "$bin/echo_client" "127.0.0.1:$port" 50 2000 64 >/dev/null
-    stop_server
-    total=$(awk '$NF == "total" { print $4 }' "$out")
-    echo "$server syscalls: total=$total per_message=$(awk -v t="$total" 'BEGIN { printf "%.3f", t / 100000 }')"
-    grep -E " (sendto|recvfrom|epoll_pwait|epoll_ctl|timerfd_settime|read|write)$" "$out" |
-      awk '{ printf "    %-16s calls=%s\n", $NF, $4 }'
-  fi
-  port=$((port + 1))
-  if [[ $what == all || $what == perf ]]; then
-    out=$(mktemp)
-    start_server "$out.log" perf stat -e raw_syscalls:sys_enter -x, -o "$out" "$bin/$server" "127.0.0.1:$port"
-    "$bin/echo_client" "127.0.0.1:$port" 50 2000 64 >/dev/null
-    stop_server
-    total=$(awk -F, '/raw_syscalls/ { print $1 }' "$out")
-    echo "$server syscalls (perf): total=$total per_message=$(awk -v t="$total" 'BEGIN { printf "%.3f", t / 100000 }')"
-  fi
-  port=$((port + 1))
-  if [[ $what == all || $what == callgrind ]]; then
-    out=$(mktemp)
-    start_server "$out.log" valgrind --tool=callgrind --callgrind-out-file="$out" "$bin/$server" "127.0.0.1:$port"
-    "$bin/echo_client" "127.0.0.1:$port" 10 2000 64 >/dev/null
-    stop_server
-    total=$(awk '/^summary:/ { print $2 }' "$out")
-    echo "$server instructions: total=$total per_message=$(awk -v t="$total" 'BEGIN { printf "%.0f", t / 20000 }')"
-  fi
+  local addr="127.0.0.1:$port"
+  case $mode in
+    strace)
+      start_server "$log" strace -c -f -o "$out" "$bin/$server" "$addr"
+      "$bin/echo_client" "$addr" 50 2000 64 >/dev/null
+      stop_server
+      awk '$NF == "total" { printf "%.3f\n", $4 / 100000 }' "$out"
+      ;;
+    perf)
+      start_server "$log" perf stat -e raw_syscalls:sys_enter -x, -o "$out" "$bin/$server" "$addr"
+      "$bin/echo_client" "$addr" 50 2000 64 >/dev/null
+      stop_server
+      awk -F, '/raw_syscalls/ { printf "%.3f\n", $1 / 100000 }' "$out"
+      ;;
+    callgrind)
+      start_server "$log" valgrind --tool=callgrind --callgrind-out-file="$out" "$bin/$server" "$addr"
+      "$bin/echo_client" "$addr" 10 2000 64 >/dev/null
+      stop_server
+      awk '/^summary:/ { printf "%.0f\n", $2 / 20000 }' "$out"
+      ;;
+    throughput)
+      start_server "$log" taskset -c 0 "$bin/$server" "$addr"
+      taskset -c 1 "$bin/echo_client" "$addr" 50 2000 64 | sed 's/.*msgs_per_sec=\([0-9]*\).*/\1/'
+      stop_server
+      ;;
+  esac
+}
+
+# The median of the numbers on standard input.
+median() {
+  sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+for mode in $modes; do
+  : >"$work/ripple"
+  : >"$work/tokio"
+  : >"$work/ratio"
+  for _ in $(seq "$pairs"); do
+    r=$(measure "$mode" echo)
+    t=$(measure "$mode" echo_tokio)
+    echo "$r" >>"$work/ripple"
+    echo "$t" >>"$work/tokio"
+    awk -v r="$r" -v t="$t" 'BEGIN { printf "%.3f\n", r / t }' >>"$work/ratio"
+  done
+  printf '%-10s ripple %-9s tokio %-9s ratio ripple/tokio %s   (median of %s pairs: ripple %s; tokio %s)\n' \
+    "$mode" "$(median <"$work/ripple")" "$(median <"$work/tokio")" "$(median <"$work/ratio")" \
+    "$pairs" "$(paste -sd' ' "$work/ripple")" "$(paste -sd' ' "$work/tokio")"
 done

@@ -103,6 +103,7 @@ thread_local! {
 }
 
 /// Runs `f` with the runtime this thread is running, if any.
+#[inline]
 pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Context>) -> R) -> R {
     let current = CURRENT.with(Cell::get);
     // SAFETY: by the invariant on CURRENT, a non-null pointer refers to a live context that the
@@ -205,6 +206,7 @@ impl Schedule for Arc<Shared> {
 /// Ready while the running task has I/O budget left. When it is spent, the task is woken (so it
 /// goes to the back of the run queue) and `Pending` is returned: a socket that is always ready
 /// must not let one task keep the thread forever. Outside a task poll, always ready.
+#[inline]
 pub(crate) fn poll_budget(cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
     if BUDGET.with(Cell::get) == 0 {
         cx.waker().wake_by_ref();
@@ -215,6 +217,7 @@ pub(crate) fn poll_budget(cx: &mut std::task::Context<'_>) -> std::task::Poll<()
 
 /// Spends one unit of the running task's I/O budget: an operation found its source ready.
 /// Only ready operations count, so a task that waits on many sources is not charged for them.
+#[inline]
 pub(crate) fn spend_budget() {
     BUDGET.with(|budget| match budget.get() {
         UNLIMITED | 0 => {}

@@ -56,6 +56,7 @@ impl<T: AsFd> Async<T> {
     }
 
     /// The I/O object.
+    #[inline]
     pub fn get_ref(&self) -> &T {
         self.io.as_ref().expect("Async always holds its I/O object")
     }
@@ -71,11 +72,13 @@ impl<T: AsFd> Async<T> {
     }
 
     /// Ready when the reactor last saw the source readable; parks the task until then.
+    #[inline]
     pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<ReadyEvent>> {
         self.source.poll_ready(cx, Direction::Read)
     }
 
     /// Ready when the reactor last saw the source writable; parks the task until then.
+    #[inline]
     pub fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<ReadyEvent>> {
         self.source.poll_ready(cx, Direction::Write)
     }
@@ -83,6 +86,7 @@ impl<T: AsFd> Async<T> {
     /// Forgets the readiness that `event` reported: call it when an operation returned
     /// `WouldBlock` (or a read came back short, which on a stream socket means it is drained).
     /// Readiness set by a newer event is kept.
+    #[inline]
     pub fn clear_readiness(&self, event: ReadyEvent) {
         self.source.clear_readiness(event);
     }
@@ -95,6 +99,7 @@ impl<T: AsFd> Async<T> {
     /// epoll will not report it again. So the reactor re-checks such sources once, all of them in
     /// one `poll(2)`, before it next waits; a source that turns out readable (or closed) is
     /// marked ready again and its reader woken.
+    #[inline]
     pub fn clear_drained(&self, event: ReadyEvent) {
         if self.source.clear_readiness(event) {
             self.handle

@@ -207,6 +207,7 @@ impl ScheduledIo {
 
     /// Forgets the readiness in `event`, unless a newer event arrived since it was observed.
     /// Returns whether it did.
+    #[inline]
     pub(crate) fn clear_readiness(&self, event: ReadyEvent) -> bool {
         self.readiness
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
