@@ -1,0 +1,375 @@
+//! Micro benchmarks of the executor and timers: ripple against tokio's current-thread runtime,
+//! each group running both on the same workload so one `cargo bench --bench runtime` compares
+//! them. The workloads have the shapes of tokio's own benchmarks.
+//!
+//! - `spawn_many`: spawn 10,000 tasks from inside the runtime, then await every handle.
+//! - `chained_spawn`: a chain of 1,000 tasks, each spawning the next.
+//! - `yield_many`: 200 tasks, each calling `yield_now` 1,000 times.
+//! - `ping_pong`: 1,000 round trips between two tasks over the oneshot channel below (the same
+//!   channel for both runtimes, so the runtime is what differs).
+//! - `remote_wake`: a task woken 10,000 times from another OS thread.
+//! - `timers_create_drop`: create and drop 100,000 sleeps without awaiting them.
+//! - `timers_fire`: 10,000 sleeps of 0 to 10 ms, awaited to completion.
+//! - `block_on`: `block_on` of a future that is ready at once, on an existing runtime.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
+
+/// The two runtimes, behind the few operations the benchmarks need.
+trait Rt {
+    /// The benchmark's name for it.
+    const NAME: &'static str;
+    fn new() -> Self;
+    fn block_on<F: Future>(&self, future: F) -> F::Output;
+    /// A spawned task's handle (the runtime's own `JoinHandle`, unwrapped by the caller).
+    type Join: Future<Output = Result<(), Self::JoinError>>;
+    /// Why a task has no output.
+    type JoinError: std::fmt::Debug;
+    fn spawn<F: Future<Output = ()> + Send + 'static>(future: F) -> Self::Join;
+    fn yield_now() -> Pin<Box<dyn Future<Output = ()> + Send>>;
+    fn sleep(duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+}
+
+struct Ripple(ripple::runtime::Runtime);
+struct Tokio(tokio::runtime::Runtime);
+
+impl Rt for Ripple {
+    const NAME: &'static str = "ripple";
+    fn new() -> Self {
+        Ripple(ripple::runtime::Runtime::new().expect("ripple runtime"))
+    }
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.0.block_on(future)
+    }
+    type Join = ripple::task::JoinHandle<()>;
+    type JoinError = ripple::task::JoinError;
+    fn spawn<F: Future<Output = ()> + Send + 'static>(future: F) -> Self::Join {
+        ripple::spawn(future)
+    }
+    fn yield_now() -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(ripple::task::yield_now())
+    }
+    fn sleep(duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(ripple::time::sleep(duration))
+    }
+}
+
+impl Rt for Tokio {
+    const NAME: &'static str = "tokio";
+    fn new() -> Self {
+        Tokio(
+            tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .expect("tokio runtime"),
+        )
+    }
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.0.block_on(future)
+    }
+    type Join = tokio::task::JoinHandle<()>;
+    type JoinError = tokio::task::JoinError;
+    fn spawn<F: Future<Output = ()> + Send + 'static>(future: F) -> Self::Join {
+        tokio::spawn(future)
+    }
+    fn yield_now() -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(tokio::task::yield_now())
+    }
+    fn sleep(duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(tokio::time::sleep(duration))
+    }
+}
+
+/// Runs `bench` for both runtimes in one criterion group.
+fn both(
+    c: &mut Criterion,
+    name: &str,
+    bench: fn(&mut BenchmarkGroup<'_, criterion::measurement::WallTime>),
+) {
+    let mut group = c.benchmark_group(name);
+    bench(&mut group);
+    group.finish();
+}
+
+fn spawn_many<R: Rt>(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    let rt = R::new();
+    group.bench_function(R::NAME, |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let handles: Vec<_> = (0..10_000).map(|_| R::spawn(async {})).collect();
+                for handle in handles {
+                    handle.await.expect("task completes");
+                }
+            })
+        })
+    });
+}
+
+fn chained_spawn<R: Rt>(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    /// Spawns the next link until `left` reaches zero, then signals `done`.
+    fn link<R: Rt>(left: usize, done: Sender<()>) {
+        if left == 0 {
+            done.send(());
+        } else {
+            drop(R::spawn(async move { link::<R>(left - 1, done) }));
+        }
+    }
+    let rt = R::new();
+    group.bench_function(R::NAME, |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let (done, finished) = oneshot();
+                drop(R::spawn(async move { link::<R>(1_000, done) }));
+                finished.await;
+            })
+        })
+    });
+}
+
+fn yield_many<R: Rt>(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    let rt = R::new();
+    group.bench_function(R::NAME, |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let handles: Vec<_> = (0..200)
+                    .map(|_| {
+                        R::spawn(async {
+                            for _ in 0..1_000 {
+                                R::yield_now().await;
+                            }
+                        })
+                    })
+                    .collect();
+                for handle in handles {
+                    handle.await.expect("task completes");
+                }
+            })
+        })
+    });
+}
+
+/// One ping: the channel for the pong, and the channel the next ping will come on.
+struct Ping {
+    /// Where to answer.
+    pong: Sender<()>,
+    /// Where the next ping arrives.
+    next: Receiver<Ping>,
+}
+
+fn ping_pong<R: Rt>(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    let rt = R::new();
+    group.bench_function(R::NAME, |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let (mut pings, first) = oneshot::<Ping>();
+                let ponger = R::spawn(async move {
+                    let mut incoming = first;
+                    for _ in 0..1_000 {
+                        let Ping { pong, next } = incoming.await;
+                        pong.send(());
+                        incoming = next;
+                    }
+                });
+                for _ in 0..1_000 {
+                    let (next_tx, next_rx) = oneshot();
+                    let (pong_tx, pong_rx) = oneshot();
+                    pings.send(Ping {
+                        pong: pong_tx,
+                        next: next_rx,
+                    });
+                    pong_rx.await;
+                    pings = next_tx;
+                }
+                ponger.await.expect("task completes");
+            })
+        })
+    });
+}
+
+fn remote_wake<R: Rt>(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    let rt = R::new();
+    group.bench_function(R::NAME, |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let counter = Arc::new(RemoteCounter::default());
+                let waker_thread = std::thread::spawn({
+                    let counter = counter.clone();
+                    move || counter.wake_times(10_000)
+                });
+                counter.wait_for(10_000).await;
+                waker_thread.join().expect("waker thread");
+            })
+        })
+    });
+}
+
+fn timers_create_drop<R: Rt>(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    let rt = R::new();
+    group.bench_function(R::NAME, |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                for i in 0..100_000u64 {
+                    drop(std::hint::black_box(R::sleep(Duration::from_millis(
+                        1 + i % 100,
+                    ))));
+                }
+            })
+        })
+    });
+}
+
+fn timers_fire<R: Rt>(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    let rt = R::new();
+    group.bench_function(R::NAME, |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let handles: Vec<_> = (0..10_000u64)
+                    .map(|i| R::spawn(R::sleep(Duration::from_micros(i % 10_001))))
+                    .collect();
+                for handle in handles {
+                    handle.await.expect("task completes");
+                }
+            })
+        })
+    });
+}
+
+fn block_on<R: Rt>(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    let rt = R::new();
+    group.bench_function(R::NAME, |b| {
+        b.iter(|| rt.block_on(async { std::hint::black_box(1) }))
+    });
+}
+
+fn benches(c: &mut Criterion) {
+    both(c, "spawn_many", |g| {
+        spawn_many::<Ripple>(g);
+        spawn_many::<Tokio>(g);
+    });
+    both(c, "chained_spawn", |g| {
+        chained_spawn::<Ripple>(g);
+        chained_spawn::<Tokio>(g);
+    });
+    both(c, "yield_many", |g| {
+        yield_many::<Ripple>(g);
+        yield_many::<Tokio>(g);
+    });
+    both(c, "ping_pong", |g| {
+        ping_pong::<Ripple>(g);
+        ping_pong::<Tokio>(g);
+    });
+    both(c, "remote_wake", |g| {
+        remote_wake::<Ripple>(g);
+        remote_wake::<Tokio>(g);
+    });
+    both(c, "timers_create_drop", |g| {
+        timers_create_drop::<Ripple>(g);
+        timers_create_drop::<Tokio>(g);
+    });
+    both(c, "timers_fire", |g| {
+        g.sample_size(10);
+        timers_fire::<Ripple>(g);
+        timers_fire::<Tokio>(g);
+    });
+    both(c, "block_on", |g| {
+        block_on::<Ripple>(g);
+        block_on::<Tokio>(g);
+    });
+}
+
+criterion_group!(runtime_benches, benches);
+criterion_main!(runtime_benches);
+
+/// The sending half of a runtime-agnostic oneshot channel.
+struct Sender<T>(Arc<Mutex<Slot<T>>>);
+/// The receiving half: a future of the value.
+struct Receiver<T>(Arc<Mutex<Slot<T>>>);
+/// The shared state of one channel.
+struct Slot<T> {
+    /// The value, once sent.
+    value: Option<T>,
+    /// The receiver's waker, while it waits.
+    waker: Option<Waker>,
+}
+
+/// A oneshot channel that works on any executor.
+fn oneshot<T>() -> (Sender<T>, Receiver<T>) {
+    let slot = Arc::new(Mutex::new(Slot {
+        value: None,
+        waker: None,
+    }));
+    (Sender(slot.clone()), Receiver(slot))
+}
+
+impl<T> Sender<T> {
+    fn send(self, value: T) {
+        let waker = {
+            let mut slot = self.0.lock().expect("slot lock");
+            slot.value = Some(value);
+            slot.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+impl<T> Future for Receiver<T> {
+    type Output = T;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let mut slot = self.0.lock().expect("slot lock");
+        match slot.value.take() {
+            Some(value) => Poll::Ready(value),
+            None => {
+                slot.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// A counter bumped from another thread, waking the task that waits on it each time.
+#[derive(Default)]
+struct RemoteCounter {
+    /// Wakes so far.
+    count: AtomicUsize,
+    /// The waiting task.
+    waker: Mutex<Option<Waker>>,
+    /// The waiting task has registered its waker at least once.
+    ready: AtomicBool,
+}
+
+impl RemoteCounter {
+    /// From the other thread: bump and wake, `times` times.
+    fn wake_times(&self, times: usize) {
+        while !self.ready.load(Ordering::Acquire) {
+            std::hint::spin_loop();
+        }
+        for _ in 0..times {
+            self.count.fetch_add(1, Ordering::Release);
+            if let Some(waker) = self.waker.lock().expect("waker lock").as_ref() {
+                waker.wake_by_ref();
+            }
+        }
+    }
+
+    /// From the task: wait until the count reaches `target`.
+    async fn wait_for(&self, target: usize) {
+        std::future::poll_fn(|cx| {
+            *self.waker.lock().expect("waker lock") = Some(cx.waker().clone());
+            self.ready.store(true, Ordering::Release);
+            if self.count.load(Ordering::Acquire) >= target {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
+    }
+}
