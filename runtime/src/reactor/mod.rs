@@ -3,8 +3,8 @@
 //! This is the seeds' *Poller thread*, folded into the runtime's own thread. Every I/O source is
 //! added to epoll once, edge-triggered, for both directions, and stays there until it is dropped:
 //! there is no `epoll_ctl` per read or write. When a task's read returns `WouldBlock`, the task
-//! stores its waker in the source's [`ScheduledIo`] and returns `Pending`. When the runtime has
-//! nothing left to run, it calls [`Reactor::wait`]; each event sets a readiness bit and wakes the
+//! stores its waker in the source's `ScheduledIo` (`scheduled_io.rs`) and returns `Pending`. When the runtime has
+//! nothing left to run, it calls `Reactor::wait`; each event sets a readiness bit and wakes the
 //! parked task, which the executor then polls again.
 //!
 //! Users reach the reactor through [`Async`], which wraps any non-blocking file descriptor:
@@ -225,7 +225,7 @@ impl Reactor {
         found
     }
 
-    /// Wakes a thread blocked in [`Reactor::wait`]. Cheap when already notified.
+    /// Wakes a thread blocked in `Reactor::wait`. Cheap when already notified.
     pub(crate) fn notify(&self) {
         // An error here means the eventfd is full, which already guarantees a wake-up.
         let _ = self.poller.notify();

@@ -6,7 +6,7 @@
 //! [`Waker`] that, when called, puts the same `Arc` back into the queue. This is the "event loop"
 //! of the seeds, seen from the work side: the loop only ever runs tasks that something woke.
 //!
-//! One allocation holds everything ([`Task`]), and every task of one future type shares one waker
+//! One allocation holds everything (`Task`), and every task of one future type shares one waker
 //! vtable (built by `futures-task` from [`ArcWake`]), so `Waker::will_wake` holds for two wakers of
 //! the same task (as far as the compiler keeps one vtable per type, which std does not promise but
 //! does in practice) and the reactor can skip a clone.
