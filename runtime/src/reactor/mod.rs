@@ -76,13 +76,13 @@ pub(crate) struct Reactor {
 /// One `poll(2)` over all such sources finds the ones whose peer has shut down.
 #[derive(Default)]
 struct Drained {
-    /// Each source, with its fd.
+    /// Each source's fd and epoll key.
     ///
     /// # Invariant
-    /// The fd was registered for this source when it was pushed. It may have been closed (or
-    /// even reused) since; then `poll` reports `POLLNVAL` or a readiness that only wakes a
-    /// source nobody polls any more, both harmless.
-    sources: Vec<(RawFd, Arc<ScheduledIo>)>,
+    /// The fd was registered under the key when it was pushed. It may have been closed (or its
+    /// number reused) since: then `poll` reports `POLLNVAL`, or the key no longer matches a live
+    /// source and the result is ignored.
+    sources: Vec<(RawFd, usize)>,
     /// `poll`'s argument, reused between waits.
     pollfds: Vec<libc::pollfd>,
 }
@@ -187,9 +187,9 @@ impl Reactor {
     }
 
     /// Queues `io` (registered as `fd`) for a re-check before the next wait.
-    pub(crate) fn recheck_later(&self, fd: BorrowedFd<'_>, io: &Arc<ScheduledIo>) {
+    pub(crate) fn recheck_later(&self, fd: BorrowedFd<'_>, io: &ScheduledIo) {
         let mut drained = self.drained.lock().unwrap_or_else(PoisonError::into_inner);
-        drained.sources.push((fd.as_raw_fd(), io.clone()));
+        drained.sources.push((fd.as_raw_fd(), io.key));
     }
 
     /// Marks readable (stamped with `tick`) every drained source whose peer `poll(2)` finds shut
@@ -213,15 +213,22 @@ impl Reactor {
         // and a zero timeout makes the call return at once. Closed fds only yield POLLNVAL.
         let polled = unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, 0) };
         let mut found = 0;
-        for (pollfd, (_, io)) in pollfds.iter().zip(sources.drain(..)) {
-            // If poll itself failed, treat every source as readable: a spurious wake costs one
-            // read, a missed one would hang its task.
-            let readable = polled < 0 || pollfd.revents & !libc::POLLNVAL != 0;
-            if readable {
-                io.set_readiness(tick, READABLE, wakers);
-                found += 1;
+        if polled != 0 {
+            let live = self.sources.lock().unwrap_or_else(PoisonError::into_inner);
+            for (pollfd, &(_, key)) in pollfds.iter().zip(sources.iter()) {
+                // If poll itself failed, treat every source as readable: a spurious wake costs
+                // one read, a missed one would hang its task.
+                let readable = polled < 0 || pollfd.revents & !libc::POLLNVAL != 0;
+                match live.get(key & INDEX_MASK) {
+                    Some(io) if readable && io.key == key => {
+                        io.set_readiness(tick, READABLE, wakers);
+                        found += 1;
+                    }
+                    _ => {}
+                }
             }
         }
+        sources.clear();
         found
     }
 
