@@ -1,0 +1,768 @@
+//! Network benchmarks: ripple against tokio's current-thread runtime, on the same example
+//! servers, measured in one run, interleaved (ripple, tokio, ripple, tokio, ...).
+//!
+//! `cargo bench --bench net` (about ten minutes) or `cargo bench --bench net -- --quick` (under
+//! two). It builds the examples in release mode, starts each server as its own process on a
+//! fresh port, and measures:
+//!
+//! - echo (`examples/echo.rs` against `examples/echo_tokio.rs`, loaded by
+//!   `examples/echo_client.rs`): messages per second, p50 and p99 latency, for 1, 50 and 500
+//!   connections and 64- and 4096-byte messages;
+//! - HTTP (`examples/hello_http.rs` against `examples/hello_http_tokio.rs`, loaded by `wrk`):
+//!   requests per second and p99 latency, for 50 and 256 connections;
+//! - idle scale: the server's resident memory per idle connection, 10,000 connections opened from
+//!   this process.
+//!
+//! With `taskset` on the machine the server runs on CPU 0 and the load on CPU 1. Every figure is
+//! the median of the runs, every ratio the median of the per-pair ratios ripple/tokio. The
+//! results go to stdout as a table and to `docs/benchmarks.md` and `docs/benchmarks.svg`.
+
+use std::fmt::Write as _;
+use std::io::{self, BufRead, BufReader};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+/// The examples the benchmark runs.
+const EXAMPLES: [&str; 5] = [
+    "echo",
+    "echo_tokio",
+    "echo_client",
+    "hello_http",
+    "hello_http_tokio",
+];
+
+/// How much work each part does: the full run or `--quick`.
+struct Plan {
+    quick: bool,
+    /// Ripple/tokio pairs for the echo and HTTP loads.
+    pairs: usize,
+    /// Echo messages per run, over all connections...
+    echo_messages: usize,
+    /// ... but at least this many per connection...
+    echo_min_per_connection: usize,
+    /// ... and at most this many.
+    echo_max_per_connection: usize,
+    /// Seconds per `wrk` run.
+    wrk_seconds: u32,
+    /// Idle connections per server, before the fd limit is applied.
+    idle_connections: usize,
+    /// Ripple/tokio pairs for the idle-scale measurement.
+    idle_pairs: usize,
+}
+
+/// Which way a figure is better.
+#[derive(Clone, Copy, PartialEq)]
+enum Better {
+    Higher,
+    Lower,
+}
+
+/// One row of the result table.
+struct Figure {
+    name: String,
+    better: Better,
+    ripple: f64,
+    tokio: f64,
+    /// The median of the per-pair ratios ripple/tokio.
+    ratio: f64,
+}
+
+impl Figure {
+    /// Builds a row from paired runs: `runs[i]` is (ripple, tokio) of pair `i`.
+    fn from_pairs(name: String, better: Better, runs: &[(f64, f64)]) -> Figure {
+        let ripple = median(runs.iter().map(|r| r.0).collect());
+        let tokio = median(runs.iter().map(|r| r.1).collect());
+        let ratio = median(runs.iter().map(|&(r, t)| r / t).collect());
+        Figure {
+            name,
+            better,
+            ripple,
+            tokio,
+            ratio,
+        }
+    }
+
+    /// The ratio turned so that above 1.0 always means ripple is better.
+    fn normalized(&self) -> f64 {
+        match self.better {
+            Better::Higher => self.ratio,
+            Better::Lower => 1.0 / self.ratio,
+        }
+    }
+}
+
+fn main() {
+    if let Err(err) = run() {
+        eprintln!("net benchmark failed: {err}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let started = Instant::now();
+    // Cargo passes `--bench` to a harness-less benchmark; only `--quick` matters here.
+    let quick = std::env::args().any(|a| a == "--quick");
+    let plan = if quick {
+        Plan {
+            quick,
+            pairs: 2,
+            echo_messages: 20_000,
+            echo_min_per_connection: 100,
+            echo_max_per_connection: 10_000,
+            wrk_seconds: 1,
+            idle_connections: 1_000,
+            idle_pairs: 1,
+        }
+    } else {
+        Plan {
+            quick,
+            pairs: 5,
+            echo_messages: 100_000,
+            echo_min_per_connection: 400,
+            echo_max_per_connection: 50_000,
+            wrk_seconds: 3,
+            idle_connections: 10_000,
+            idle_pairs: 3,
+        }
+    };
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    build_examples(&root)?;
+    let bin = root.join("target/release/examples");
+    let pin = on_path("taskset") && available_cpus() >= 2;
+    if !pin {
+        eprintln!("net: no pinning (needs taskset and two CPUs)");
+    }
+
+    let mut figures = Vec::new();
+    let mut notes = Vec::new();
+    if !pin {
+        notes.push(
+            "Servers and load were not pinned to CPUs: `taskset` or a second CPU is missing."
+                .to_string(),
+        );
+    }
+    echo_load(&plan, &bin, pin, &mut figures)?;
+    http_load(&plan, &bin, pin, &mut figures, &mut notes)?;
+    idle_scale(&plan, &bin, pin, &mut figures, &mut notes)?;
+
+    let elapsed = started.elapsed().as_secs_f64();
+    eprintln!("net: done in {elapsed:.0} s");
+    print!("{}", table(&figures));
+    for note in &notes {
+        println!("note: {note}");
+    }
+    write_report(&root, &plan, &figures, &notes, elapsed)?;
+    Ok(())
+}
+
+/// Builds the examples in release mode with the cargo that runs this benchmark.
+fn build_examples(root: &Path) -> Result<()> {
+    eprintln!("net: building the examples (release)");
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo.current_dir(root).args(["build", "--release"]);
+    for example in EXAMPLES {
+        cargo.args(["--example", example]);
+    }
+    let status = cargo.status()?;
+    if !status.success() {
+        return Err(format!("cargo build failed: {status}").into());
+    }
+    Ok(())
+}
+
+/// A server process; dropping it kills the process.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    /// Starts `bin/name` on a fresh port (the kernel's pick) and waits for `listening on ADDR`.
+    fn start(bin: &Path, name: &str, pin: bool) -> Result<Server> {
+        let mut command = pinned(pin, "0", &bin.join(name));
+        command
+            .arg("127.0.0.1:0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped());
+        let mut child = command.spawn()?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        // Guard the process before waiting for it, so an error below still kills it.
+        let mut server = Server {
+            child,
+            addr: String::new(),
+        };
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if let Some(addr) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(addr.trim().to_string());
+                }
+            }
+        });
+        server.addr = rx
+            .recv_timeout(Duration::from_secs(10))
+            .map_err(|_| format!("{name} did not print `listening on` within 10 s"))?;
+        Ok(server)
+    }
+
+    fn pid(&self) -> u32 {
+        // `taskset` execs the server, so the pid is the server's own.
+        self.child.id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A command for `program`, run on `cpu` under `taskset` when pinning.
+fn pinned(pin: bool, cpu: &str, program: &Path) -> Command {
+    if pin {
+        let mut command = Command::new("taskset");
+        command.arg("-c").arg(cpu).arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
+/// Echo throughput and latency for every connections x size combination.
+fn echo_load(plan: &Plan, bin: &Path, pin: bool, figures: &mut Vec<Figure>) -> Result<()> {
+    for connections in [1, 50, 500] {
+        for size in [64, 4096] {
+            // Enough messages per connection that the client's start-up skew (hundreds of
+            // threads on one CPU) stays small against the run.
+            let per_connection = (plan.echo_messages / connections)
+                .clamp(plan.echo_min_per_connection, plan.echo_max_per_connection);
+            // (msgs/s, p50, p99) of ripple and tokio, per pair.
+            let mut runs = Vec::new();
+            for pair in 0..plan.pairs {
+                let one = |server: &str| -> Result<[f64; 3]> {
+                    let server = Server::start(bin, server, pin)?;
+                    let output = pinned(pin, "1", &bin.join("echo_client"))
+                        .arg(&server.addr)
+                        .arg(connections.to_string())
+                        .arg(per_connection.to_string())
+                        .arg(size.to_string())
+                        .stderr(Stdio::inherit())
+                        .output()?;
+                    if !output.status.success() {
+                        return Err(format!("echo_client failed: {}", output.status).into());
+                    }
+                    let text = String::from_utf8_lossy(&output.stdout);
+                    let field = |key: &str| -> Result<f64> {
+                        text.split_whitespace()
+                            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+                            .and_then(|v| v.parse().ok())
+                            .ok_or_else(|| format!("no {key} in echo_client output: {text}").into())
+                    };
+                    Ok([field("msgs_per_sec")?, field("p50_us")?, field("p99_us")?])
+                };
+                let r = one("echo")?;
+                let t = one("echo_tokio")?;
+                eprintln!(
+                    "net: echo {connections} conns x {size} B, pair {}/{}: ripple {:.0} msgs/s \
+                     p50 {} p99 {} us; tokio {:.0} msgs/s p50 {} p99 {} us",
+                    pair + 1,
+                    plan.pairs,
+                    r[0],
+                    r[1],
+                    r[2],
+                    t[0],
+                    t[1],
+                    t[2]
+                );
+                runs.push((r, t));
+            }
+            let label = format!("{connections} conn x {size} B");
+            let column = |i: usize| runs.iter().map(|(r, t)| (r[i], t[i])).collect::<Vec<_>>();
+            figures.push(Figure::from_pairs(
+                format!("echo msgs/s, {label}"),
+                Better::Higher,
+                &column(0),
+            ));
+            figures.push(Figure::from_pairs(
+                format!("echo p50 latency (µs), {label}"),
+                Better::Lower,
+                &column(1),
+            ));
+            figures.push(Figure::from_pairs(
+                format!("echo p99 latency (µs), {label}"),
+                Better::Lower,
+                &column(2),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// HTTP requests per second and p99 latency with `wrk`, if it is there or can be installed.
+fn http_load(
+    plan: &Plan,
+    bin: &Path,
+    pin: bool,
+    figures: &mut Vec<Figure>,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    if !on_path("wrk") {
+        eprintln!("net: wrk is not on PATH; trying `apt-get install -y wrk`");
+        let installed = Command::new("apt-get")
+            .args(["install", "-y", "-qq", "wrk"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if !on_path("wrk") {
+            let why = match installed {
+                Err(err) => format!("running apt-get failed ({err})"),
+                Ok(status) => format!("`apt-get install -y wrk` failed ({status})"),
+            };
+            eprintln!("net: HTTP skipped: {why}");
+            notes.push(format!(
+                "HTTP load skipped: `wrk` is not on PATH and {why}."
+            ));
+            return Ok(());
+        }
+    }
+    for connections in [50, 256] {
+        // (req/s, p99 µs) of ripple and tokio, per pair.
+        let mut runs = Vec::new();
+        for pair in 0..plan.pairs {
+            let one = |server: &str| -> Result<[f64; 2]> {
+                let server = Server::start(bin, server, pin)?;
+                let output = pinned(pin, "1", Path::new("wrk"))
+                    .arg("-t1")
+                    .arg(format!("-c{connections}"))
+                    .arg(format!("-d{}s", plan.wrk_seconds))
+                    .arg("--latency")
+                    .arg(format!("http://{}/", server.addr))
+                    .output()?;
+                if !output.status.success() {
+                    return Err(format!("wrk failed: {}", output.status).into());
+                }
+                parse_wrk(&String::from_utf8_lossy(&output.stdout))
+            };
+            let r = one("hello_http")?;
+            let t = one("hello_http_tokio")?;
+            eprintln!(
+                "net: http {connections} conns, pair {}/{}: ripple {:.0} req/s p99 {:.0} us; \
+                 tokio {:.0} req/s p99 {:.0} us",
+                pair + 1,
+                plan.pairs,
+                r[0],
+                r[1],
+                t[0],
+                t[1]
+            );
+            runs.push((r, t));
+        }
+        let column = |i: usize| runs.iter().map(|(r, t)| (r[i], t[i])).collect::<Vec<_>>();
+        figures.push(Figure::from_pairs(
+            format!("HTTP requests/s, {connections} conns (wrk)"),
+            Better::Higher,
+            &column(0),
+        ));
+        figures.push(Figure::from_pairs(
+            format!("HTTP p99 latency (µs), {connections} conns (wrk)"),
+            Better::Lower,
+            &column(1),
+        ));
+    }
+    Ok(())
+}
+
+/// Requests per second and the 99% latency in microseconds from `wrk --latency` output.
+fn parse_wrk(text: &str) -> Result<[f64; 2]> {
+    let rps = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| format!("no Requests/sec in wrk output: {text}"))?;
+    let p99 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("99%"))
+        .and_then(|v| duration_us(v.trim()))
+        .ok_or_else(|| format!("no 99% latency in wrk output: {text}"))?;
+    if text.contains("Non-2xx") || text.contains("Socket errors") {
+        eprintln!("net: wrk reported errors:\n{text}");
+    }
+    Ok([rps, p99])
+}
+
+/// A `wrk` duration such as `512.00us`, `1.23ms` or `2.00s`, in microseconds.
+fn duration_us(text: &str) -> Option<f64> {
+    let split = text.find(|c: char| c.is_ascii_alphabetic())?;
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let scale = match unit {
+        "us" => 1.0,
+        "ms" => 1e3,
+        "s" => 1e6,
+        "m" => 60e6,
+        _ => return None,
+    };
+    Some(number * scale)
+}
+
+/// Resident memory per idle connection: VmRSS before and after opening the connections.
+fn idle_scale(
+    plan: &Plan,
+    bin: &Path,
+    pin: bool,
+    figures: &mut Vec<Figure>,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    // Each connection takes one descriptor here and one in the server (which inherits our limit).
+    let limit = open_files_limit();
+    let margin = 200;
+    let connections = plan
+        .idle_connections
+        .min(limit.saturating_sub(margin) as usize);
+    if connections < plan.idle_connections {
+        notes.push(format!(
+            "Idle scale used {connections} connections, not {}: the open-files soft limit is \
+             {limit} (kept a margin of {margin}).",
+            plan.idle_connections
+        ));
+    }
+    if connections == 0 {
+        return Ok(());
+    }
+    let mut runs = Vec::new();
+    for pair in 0..plan.idle_pairs {
+        let r = idle_once(bin, "echo", pin, connections)?;
+        let t = idle_once(bin, "echo_tokio", pin, connections)?;
+        eprintln!(
+            "net: idle {connections} conns, pair {}/{}: ripple {r:.0} B/conn; tokio {t:.0} B/conn",
+            pair + 1,
+            plan.idle_pairs
+        );
+        runs.push((r, t));
+    }
+    figures.push(Figure::from_pairs(
+        format!("idle RSS per connection (bytes), {connections} conns"),
+        Better::Lower,
+        &runs,
+    ));
+    Ok(())
+}
+
+/// Opens `connections` idle connections to a fresh `server`; returns its RSS growth per
+/// connection in bytes.
+fn idle_once(bin: &Path, name: &str, pin: bool, connections: usize) -> Result<f64> {
+    let server = Server::start(bin, name, pin)?;
+    let pid = server.pid();
+    // Let the server settle after start-up.
+    std::thread::sleep(Duration::from_millis(200));
+    let fds_before = count_fds(pid)?;
+    let before = vm_rss(pid)?;
+    let mut streams = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        streams.push(TcpStream::connect(&server.addr)?);
+    }
+    // Wait until the server has accepted every connection, then let it poll the new tasks.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count_fds(pid)? < fds_before + connections {
+        if Instant::now() > deadline {
+            return Err(format!("{name} did not accept {connections} connections in 30 s").into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let after = vm_rss(pid)?;
+    drop(server);
+    drop(streams);
+    Ok(after.saturating_sub(before) as f64 / connections as f64)
+}
+
+/// The resident set size of process `pid`, in bytes.
+fn vm_rss(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or("no VmRSS in /proc/PID/status")?;
+    Ok(kib * 1024)
+}
+
+/// How many file descriptors process `pid` has open.
+fn count_fds(pid: u32) -> io::Result<usize> {
+    Ok(std::fs::read_dir(format!("/proc/{pid}/fd"))?.count())
+}
+
+/// This process's soft limit on open files.
+fn open_files_limit() -> u64 {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|limits| {
+            let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+            line["Max open files".len()..]
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(1024)
+}
+
+/// Whether `program` is an executable on PATH.
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
+
+fn available_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+/// A figure for the table: thousands separated when large, two decimals when small.
+fn number(value: f64) -> String {
+    if !value.is_finite() {
+        return "n/a".into();
+    }
+    if value.abs() >= 100.0 || value.fract() == 0.0 {
+        let digits = format!("{:.0}", value.abs());
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        if value < 0.0 {
+            out.insert(0, '-');
+        }
+        out
+    } else {
+        format!("{value:.2}")
+    }
+}
+
+fn ratio(value: f64) -> String {
+    if value.is_finite() {
+        format!("{value:.2}")
+    } else {
+        "n/a".into()
+    }
+}
+
+/// The result table in Markdown.
+fn table(figures: &[Figure]) -> String {
+    let mut out = String::from(
+        "| figure | better | ripple | tokio | ripple/tokio |\n|---|---|---:|---:|---:|\n",
+    );
+    for f in figures {
+        let better = match f.better {
+            Better::Higher => "higher",
+            Better::Lower => "lower",
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {better} | {} | {} | {} |",
+            f.name,
+            number(f.ripple),
+            number(f.tokio),
+            ratio(f.ratio)
+        );
+    }
+    out
+}
+
+/// The output of a command, trimmed, or `unknown`.
+fn command_output(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Writes `docs/benchmarks.md` and `docs/benchmarks.svg`.
+fn write_report(
+    root: &Path,
+    plan: &Plan,
+    figures: &[Figure],
+    notes: &[String],
+    elapsed: f64,
+) -> Result<()> {
+    let docs = root.join("docs");
+    std::fs::create_dir_all(&docs)?;
+    let date = command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
+    let kernel = command_output("uname", &["-r"]);
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            let line = info.lines().find(|l| l.starts_with("model name"))?;
+            Some(line.split_once(':')?.1.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let command = if plan.quick {
+        "cargo bench --bench net -- --quick"
+    } else {
+        "cargo bench --bench net"
+    };
+
+    let mut md = String::new();
+    let _ = writeln!(md, "# ripple network benchmarks\n");
+    let _ = writeln!(
+        md,
+        "Ripple against tokio's current-thread runtime, on the same example servers.\n"
+    );
+    let _ = writeln!(md, "- Date: {date}");
+    let _ = writeln!(
+        md,
+        "- Machine: {} CPUs ({model}), Linux {kernel}",
+        available_cpus()
+    );
+    let _ = writeln!(md, "- Command: `{command}` (took {elapsed:.0} s)\n");
+    let _ = writeln!(md, "## Method\n");
+    let _ = writeln!(
+        md,
+        "Each server runs as its own release-mode process on 127.0.0.1 with a fresh port, \
+         started anew for every run, with the server pinned to CPU 0 and the load to CPU 1 \
+         (`taskset`; a note below says so if it was not available). Runs are interleaved ripple, tokio, ripple, tokio, ...; each figure is the \
+         median of the runs and each ratio the median of the per-pair ratios ripple/tokio.\n"
+    );
+    let _ = writeln!(
+        md,
+        "- Echo: `examples/echo.rs` against `examples/echo_tokio.rs`, loaded by \
+         `examples/echo_client.rs` (ping-pong, one blocking thread per connection), {} messages \
+         per run over all connections (at least {} and at most {} per connection), {} pairs.",
+        number(plan.echo_messages as f64),
+        number(plan.echo_min_per_connection as f64),
+        number(plan.echo_max_per_connection as f64),
+        plan.pairs
+    );
+    let _ = writeln!(
+        md,
+        "- HTTP: `examples/hello_http.rs` against `examples/hello_http_tokio.rs`, loaded by \
+         `wrk -t1 -cN -d{}s --latency`, {} pairs.",
+        plan.wrk_seconds, plan.pairs
+    );
+    let _ = writeln!(
+        md,
+        "- Idle scale: the benchmark opens idle TCP connections to a fresh echo server, waits \
+         until the server holds them all, and divides the growth of the server's VmRSS \
+         (`/proc/PID/status`) by their number; {} pair(s).\n",
+        plan.idle_pairs
+    );
+    let _ = writeln!(md, "## Results\n");
+    md.push_str(&table(figures));
+    md.push('\n');
+    for note in notes {
+        let _ = writeln!(md, "Note: {note}\n");
+    }
+    let _ = writeln!(
+        md,
+        "![ratios, normalized so that right of 1.0 means ripple is better](benchmarks.svg)"
+    );
+    std::fs::write(docs.join("benchmarks.md"), md)?;
+    std::fs::write(docs.join("benchmarks.svg"), svg(figures))?;
+    eprintln!("net: wrote docs/benchmarks.md and docs/benchmarks.svg");
+    Ok(())
+}
+
+/// A horizontal bar chart of the normalized ratios.
+fn svg(figures: &[Figure]) -> String {
+    let (label_w, chart_w, row_h, top) = (420.0, 440.0, 22.0, 70.0);
+    let width = label_w + chart_w + 70.0;
+    let height = top + row_h * figures.len() as f64 + 40.0;
+    let max = figures
+        .iter()
+        .map(Figure::normalized)
+        .filter(|v| v.is_finite())
+        .fold(2.0_f64, f64::max)
+        .ceil();
+    let x = |v: f64| label_w + chart_w * (v / max).clamp(0.0, 1.0);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" \
+         font-family=\"sans-serif\" font-size=\"12\">"
+    );
+    let _ = writeln!(
+        out,
+        "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"10\" y=\"22\" font-size=\"15\" font-weight=\"bold\">ripple vs tokio: bars right \
+         of 1.0 mean ripple is better</text>\n\
+         <text x=\"10\" y=\"42\">higher-is-better figures show ripple/tokio, lower-is-better \
+         figures show tokio/ripple</text>"
+    );
+    for (i, f) in figures.iter().enumerate() {
+        let y = top + row_h * i as f64;
+        let v = f.normalized();
+        let name = match f.better {
+            Better::Higher => f.name.clone(),
+            Better::Lower => format!("{} (inverted)", f.name),
+        };
+        let _ = writeln!(
+            out,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
+            label_w - 8.0,
+            y + 15.0,
+            xml_escape(&name)
+        );
+        if v.is_finite() {
+            let color = if v >= 1.0 { "#2e7d32" } else { "#c62828" };
+            let _ = writeln!(
+                out,
+                "<rect x=\"{label_w}\" y=\"{}\" width=\"{:.1}\" height=\"{}\" fill=\"{color}\"/>\n\
+                 <text x=\"{:.1}\" y=\"{}\">{v:.2}</text>",
+                y + 3.0,
+                x(v) - label_w,
+                row_h - 6.0,
+                x(v) + 4.0,
+                y + 15.0
+            );
+        }
+    }
+    let bottom = top + row_h * figures.len() as f64;
+    let _ = writeln!(
+        out,
+        "<line x1=\"{0}\" y1=\"{1}\" x2=\"{0}\" y2=\"{bottom}\" stroke=\"black\" \
+         stroke-dasharray=\"4 3\"/>\n\
+         <line x1=\"{label_w}\" y1=\"{1}\" x2=\"{label_w}\" y2=\"{bottom}\" stroke=\"#888\"/>",
+        x(1.0),
+        top - 4.0
+    );
+    for tick in 0..=(max as u32) {
+        let _ = writeln!(
+            out,
+            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{tick}.0</text>",
+            x(tick as f64),
+            bottom + 16.0
+        );
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}

@@ -1,0 +1,233 @@
+//! The `hello_http` example's twin on tokio's current-thread runtime, for side-by-side
+//! measurement.
+//!
+//! Same logic and limits, line for line: keep-alive, pipelining, an 8 KiB head limit, idle
+//! timeouts, `501` for chunked bodies, and the same linger on close.
+//!
+//! ```text
+//! cargo run --release --example hello_http_tokio [ADDR]     # ADDR defaults to 127.0.0.1:8080
+//! curl http://127.0.0.1:8080/
+//! ```
+//!
+//! Once bound it prints `listening on ADDR` (useful with port 0). Idle connections are closed
+//! after 10 s; set `RIPPLE_HTTP_IDLE_MS` to change that.
+
+use std::io::{self, Write};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::{sleep, timeout};
+
+/// The largest request head (request line and headers) a connection may buffer.
+///
+/// The seeds' Tomcat lesson: its `maxHttpHeaderSize` is 8 KB by default, and it is the size of
+/// a buffer every connection holds, so raising it costs memory on every connection. Like
+/// Tomcat, we bound the head instead of buffering whatever a client sends.
+const MAX_HEAD: usize = 8 * 1024;
+
+/// The most headers one request may carry.
+const MAX_HEADERS: usize = 32;
+
+/// How long a connection may stay silent before it is closed.
+const DEFAULT_IDLE: Duration = Duration::from_secs(10);
+
+/// The answer to every request, on a connection that stays open.
+const HELLO: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\
+Connection: keep-alive\r\n\r\nHello, world!";
+/// The answer to a request that asked to close the connection afterwards.
+const HELLO_CLOSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\
+Connection: close\r\n\r\nHello, world!";
+/// The answer to a request we cannot parse.
+const BAD_REQUEST: &[u8] =
+    b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+/// The answer to a request head over [`MAX_HEAD`] bytes or [`MAX_HEADERS`] headers.
+const TOO_LARGE: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\n\
+Connection: close\r\n\r\n";
+/// The answer to a chunked request body.
+const NOT_IMPLEMENTED: &[u8] =
+    b"HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> io::Result<()> {
+    let addr = std::env::args().nth(1);
+    let addr = addr.as_deref().unwrap_or("127.0.0.1:8080");
+    let idle = std::env::var("RIPPLE_HTTP_IDLE_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .map_or(DEFAULT_IDLE, Duration::from_millis);
+
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    // Print the bound address, not the requested one: with port 0 the kernel picks the port.
+    println!("listening on {}", listener.local_addr()?);
+    io::stdout().flush()?;
+
+    loop {
+        match listener.accept().await {
+            // A failed connection only ends its own task; its error has nobody to go to.
+            Ok((stream, _peer)) => {
+                tokio::spawn(async move {
+                    let _ = serve(stream, idle).await;
+                });
+            }
+            // Out of file descriptors (EMFILE) fails again at once: wait for some to close.
+            Err(err) => {
+                eprintln!("accept failed: {err}");
+                sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// Serves one connection until the client leaves, stays idle too long, or a request asks to
+/// close it.
+async fn serve(mut stream: TcpStream, idle: Duration) -> io::Result<()> {
+    // Answers go out as soon as they are written, not after Nagle's algorithm waits for more.
+    stream.set_nodelay(true)?;
+    let mut chunk = vec![0; MAX_HEAD];
+    let mut buf = Vec::new(); // Bytes received but not yet parsed.
+    let mut out = Vec::new(); // Answers to the requests of one read.
+    let mut body_left = 0; // Body bytes of an answered request that have yet to arrive.
+
+    loop {
+        // Each read waits at most `idle`, between requests and in the middle of one. (A client
+        // trickling one byte at a time could still stretch a request; a production server
+        // would also bound the time a whole request head may take.)
+        let n = match timeout(idle, stream.read(&mut chunk)).await {
+            Ok(read) => read?,
+            Err(_elapsed) => return Ok(()),
+        };
+        if n == 0 {
+            return Ok(()); // The client closed the connection.
+        }
+        // A request body we already answered is skipped, never parsed as a request.
+        let skip = n.min(body_left);
+        body_left -= skip;
+        buf.extend_from_slice(&chunk[skip..n]);
+
+        // Answer every complete request in the buffer; pipelined answers share one write.
+        let mut start = 0;
+        let mut close = false;
+        while !close {
+            match parse(&buf[start..]) {
+                Parsed::Partial => break,
+                Parsed::Reject(answer) => {
+                    out.extend_from_slice(answer);
+                    close = true;
+                }
+                Parsed::Request {
+                    head,
+                    body,
+                    keep_alive,
+                } => {
+                    out.extend_from_slice(if keep_alive { HELLO } else { HELLO_CLOSE });
+                    close = !keep_alive;
+                    // The part of the body already here is skipped now, the rest as it arrives.
+                    let here = body.min(buf.len() - start - head);
+                    start += head + here;
+                    body_left = body - here;
+                }
+            }
+        }
+        buf.drain(..start);
+        // A client that stops reading our answers is as idle as one that stops sending.
+        match timeout(idle, stream.write_all(&out)).await {
+            Ok(written) => written?,
+            Err(_elapsed) => return Ok(()),
+        }
+        out.clear();
+        if close {
+            return linger(stream, &mut chunk, idle).await;
+        }
+    }
+}
+
+/// What the front of the buffer holds.
+enum Parsed {
+    /// Not a whole request head yet: read more.
+    Partial,
+    /// A request to refuse with this answer, then close the connection.
+    Reject(&'static [u8]),
+    /// A request whose head is `head` bytes long, followed by a body of `body` bytes.
+    Request {
+        /// The length of the request line and headers, blank line included.
+        head: usize,
+        /// The `Content-Length` of the body.
+        body: usize,
+        /// Whether the connection stays open after the answer.
+        keep_alive: bool,
+    },
+}
+
+/// Parses the request at the front of `buf`.
+fn parse(buf: &[u8]) -> Parsed {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    let head = match request.parse(buf) {
+        // A head may arrive in one read, so the limit applies to complete heads too.
+        Ok(httparse::Status::Complete(head)) if head <= MAX_HEAD => head,
+        Ok(httparse::Status::Partial) if buf.len() <= MAX_HEAD => return Parsed::Partial,
+        // Too long (complete or not), or too many headers.
+        Ok(_) | Err(httparse::Error::TooManyHeaders) => return Parsed::Reject(TOO_LARGE),
+        Err(_) => return Parsed::Reject(BAD_REQUEST),
+    };
+
+    let (mut body, mut close, mut keep_alive) = (None, false, false);
+    for header in request.headers.iter() {
+        let name = header.name;
+        if name.eq_ignore_ascii_case("transfer-encoding") {
+            return Parsed::Reject(NOT_IMPLEMENTED);
+        } else if name.eq_ignore_ascii_case("content-length") {
+            // Two lengths could make us and a proxy disagree on where a request ends.
+            match (body, parse_length(header.value)) {
+                (None, Some(length)) => body = Some(length),
+                _ => return Parsed::Reject(BAD_REQUEST),
+            }
+        } else if name.eq_ignore_ascii_case("connection") {
+            close |= has_token(header.value, "close");
+            keep_alive |= has_token(header.value, "keep-alive");
+        }
+    }
+    // HTTP/1.1 keeps connections open unless told otherwise; HTTP/1.0 only when asked to.
+    let keep_alive = match request.version {
+        Some(1) => !close,
+        _ => keep_alive && !close,
+    };
+    Parsed::Request {
+        head,
+        body: body.unwrap_or(0),
+        keep_alive,
+    }
+}
+
+/// A `Content-Length` value as a number.
+fn parse_length(value: &[u8]) -> Option<usize> {
+    let value = std::str::from_utf8(value).ok()?.trim();
+    // Digits only: `parse` alone would also accept a leading `+`.
+    if value.bytes().all(|b| b.is_ascii_digit()) {
+        value.parse().ok()
+    } else {
+        None
+    }
+}
+
+/// Whether a comma-separated header value such as `keep-alive, Upgrade` contains `token`.
+fn has_token(value: &[u8], token: &str) -> bool {
+    std::str::from_utf8(value).is_ok_and(|value| {
+        value
+            .split(',')
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    })
+}
+
+/// Closes the connection without losing the last answer.
+///
+/// Closing a socket that still has unread input makes the kernel send a reset, which can
+/// destroy the answer before the client reads it. So we only shut down our side, then read
+/// and discard until the client closes too, or `idle` has passed.
+async fn linger(mut stream: TcpStream, chunk: &mut [u8], idle: Duration) -> io::Result<()> {
+    stream.shutdown().await?;
+    let drain = async { while let Ok(1..) = stream.read(chunk).await {} };
+    let _ = timeout(idle, drain).await;
+    Ok(())
+}
