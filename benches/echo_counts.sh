@@ -14,11 +14,13 @@
 #               and the client to CPU 1 with taskset.
 #
 # Usage: bash benches/echo_counts.sh [strace|perf|callgrind|throughput|all] [PAIRS]
-# (default: all, 3 pairs). Needs strace, perf and valgrind for their modes.
+# (default: all, 3 pairs). Needs strace, perf and valgrind for their modes. ECHO_MESSAGES sets the
+# messages per connection (default 2000; `cargo bench --bench net -- --quick` uses fewer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 modes=${1:-all}
 pairs=${2:-3}
+per_conn=${ECHO_MESSAGES:-2000}
 [[ $modes == all ]] && modes="strace perf callgrind throughput"
 cargo build --release --quiet --example echo --example echo_tokio --example echo_client
 bin=target/release/examples
@@ -57,25 +59,25 @@ measure() {
   case $mode in
     strace)
       start_server "$log" strace -c -f -o "$out" "$bin/$server" "$addr"
-      "$bin/echo_client" "$addr" 50 2000 64 >/dev/null
+      "$bin/echo_client" "$addr" 50 "$per_conn" 64 >/dev/null
       stop_server
-      awk '$NF == "total" { printf "%.3f\n", $4 / 100000 }' "$out"
+      awk -v n=$((50 * per_conn)) '$NF == "total" { printf "%.3f\n", $4 / n }' "$out"
       ;;
     perf)
       start_server "$log" perf stat -e raw_syscalls:sys_enter -x, -o "$out" "$bin/$server" "$addr"
-      "$bin/echo_client" "$addr" 50 2000 64 >/dev/null
+      "$bin/echo_client" "$addr" 50 "$per_conn" 64 >/dev/null
       stop_server
-      awk -F, '/raw_syscalls/ { printf "%.3f\n", $1 / 100000 }' "$out"
+      awk -F, -v n=$((50 * per_conn)) '/raw_syscalls/ { printf "%.3f\n", $1 / n }' "$out"
       ;;
     callgrind)
       start_server "$log" valgrind --tool=callgrind --callgrind-out-file="$out" "$bin/$server" "$addr"
-      "$bin/echo_client" "$addr" 10 2000 64 >/dev/null
+      "$bin/echo_client" "$addr" 10 "$per_conn" 64 >/dev/null
       stop_server
-      awk '/^summary:/ { printf "%.0f\n", $2 / 20000 }' "$out"
+      awk -v n=$((10 * per_conn)) '/^summary:/ { printf "%.0f\n", $2 / n }' "$out"
       ;;
     throughput)
       start_server "$log" taskset -c 0 "$bin/$server" "$addr"
-      taskset -c 1 "$bin/echo_client" "$addr" 50 2000 64 | sed 's/.*msgs_per_sec=\([0-9]*\).*/\1/'
+      taskset -c 1 "$bin/echo_client" "$addr" 50 "$per_conn" 64 | sed 's/.*msgs_per_sec=\([0-9]*\).*/\1/'
       stop_server
       ;;
   esac

@@ -53,6 +53,10 @@ struct Plan {
     idle_connections: usize,
     /// Ripple/tokio pairs for the idle-scale measurement.
     idle_pairs: usize,
+    /// Ripple/tokio pairs for the syscall and instruction counts (they barely vary).
+    count_pairs: usize,
+    /// Echo messages per connection for those counts.
+    count_messages: usize,
 }
 
 /// Which way a figure is better.
@@ -117,6 +121,8 @@ fn run() -> Result<()> {
             wrk_seconds: 1,
             idle_connections: 1_000,
             idle_pairs: 1,
+            count_pairs: 1,
+            count_messages: 300,
         }
     } else {
         Plan {
@@ -128,6 +134,8 @@ fn run() -> Result<()> {
             wrk_seconds: 3,
             idle_connections: 10_000,
             idle_pairs: 3,
+            count_pairs: 2,
+            count_messages: 2_000,
         }
     };
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -149,6 +157,7 @@ fn run() -> Result<()> {
     echo_load(&plan, &bin, pin, &mut figures)?;
     http_load(&plan, &bin, pin, &mut figures, &mut notes)?;
     idle_scale(&plan, &bin, pin, &mut figures, &mut notes)?;
+    counts(&plan, &root, &mut figures, &mut notes)?;
 
     let elapsed = started.elapsed().as_secs_f64();
     eprintln!("net: done in {elapsed:.0} s");
@@ -588,6 +597,65 @@ fn table(figures: &[Figure]) -> String {
         );
     }
     out
+}
+
+/// Syscalls and user-space instructions per echoed message: counts that do not drift with the
+/// machine's noise. `benches/echo_counts.sh` does the measuring (strace -c -f with 50
+/// connections, callgrind with 10); each mode is skipped, with a note, if its tool is missing.
+fn counts(
+    plan: &Plan,
+    root: &Path,
+    figures: &mut Vec<Figure>,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    let modes = [
+        (
+            "strace",
+            "strace",
+            "syscalls per echoed message, 50 conns (strace -c -f)",
+        ),
+        (
+            "callgrind",
+            "valgrind",
+            "user-space instructions per echoed 64 B message, 10 conns (callgrind)",
+        ),
+    ];
+    for (mode, tool, name) in modes {
+        if !on_path(tool) {
+            notes.push(format!("{name}: skipped, `{tool}` is not installed."));
+            continue;
+        }
+        eprintln!("net: {mode} counts");
+        let output = Command::new("bash")
+            .arg(root.join("benches/echo_counts.sh"))
+            .args([mode, &plan.count_pairs.to_string()])
+            .env("ECHO_MESSAGES", plan.count_messages.to_string())
+            .output()?;
+        let text = String::from_utf8_lossy(&output.stdout);
+        // The script's line ends with "(median of N pairs: ripple a b ...; tokio c d ...)".
+        let runs = |label: &str| -> Vec<f64> {
+            text.split(label)
+                .nth(1)
+                .unwrap_or("")
+                .split([';', ')'])
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .filter_map(|v| v.parse().ok())
+                .collect()
+        };
+        let (ripple, tokio) = (runs("pairs: ripple "), runs("; tokio "));
+        if ripple.is_empty() || ripple.len() != tokio.len() {
+            notes.push(format!(
+                "{name}: benches/echo_counts.sh gave no figures ({}).",
+                String::from_utf8_lossy(&output.stderr).trim()
+            ));
+            continue;
+        }
+        let pairs: Vec<(f64, f64)> = ripple.into_iter().zip(tokio).collect();
+        figures.push(Figure::from_pairs(name.to_string(), Better::Lower, &pairs));
+    }
+    Ok(())
 }
 
 /// The output of a command, trimmed, or `unknown`.
