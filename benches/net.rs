@@ -100,6 +100,19 @@ impl Figure {
     }
 }
 
+/// Adds one figure per measured column: `runs[i]` holds pair `i`'s (ripple, tokio) values, and
+/// `columns[j]` names column `j` and says which way it is better.
+fn push_columns<const N: usize>(
+    figures: &mut Vec<Figure>,
+    runs: &[([f64; N], [f64; N])],
+    columns: [(String, Better); N],
+) {
+    for (i, (name, better)) in columns.into_iter().enumerate() {
+        let pairs: Vec<(f64, f64)> = runs.iter().map(|(r, t)| (r[i], t[i])).collect();
+        figures.push(Figure::from_pairs(name, better, &pairs));
+    }
+}
+
 fn main() {
     if let Err(err) = run() {
         eprintln!("net benchmark failed: {err}");
@@ -293,22 +306,15 @@ fn echo_load(plan: &Plan, bin: &Path, pin: bool, figures: &mut Vec<Figure>) -> R
                 runs.push((r, t));
             }
             let label = format!("{connections} conn x {size} B");
-            let column = |i: usize| runs.iter().map(|(r, t)| (r[i], t[i])).collect::<Vec<_>>();
-            figures.push(Figure::from_pairs(
-                format!("echo msgs/s, {label}"),
-                Better::Higher,
-                &column(0),
-            ));
-            figures.push(Figure::from_pairs(
-                format!("echo p50 latency (µs), {label}"),
-                Better::Lower,
-                &column(1),
-            ));
-            figures.push(Figure::from_pairs(
-                format!("echo p99 latency (µs), {label}"),
-                Better::Lower,
-                &column(2),
-            ));
+            push_columns(
+                figures,
+                &runs,
+                [
+                    (format!("echo msgs/s, {label}"), Better::Higher),
+                    (format!("echo p50 latency (µs), {label}"), Better::Lower),
+                    (format!("echo p99 latency (µs), {label}"), Better::Lower),
+                ],
+            );
         }
     }
     Ok(())
@@ -374,17 +380,20 @@ fn http_load(
             );
             runs.push((r, t));
         }
-        let column = |i: usize| runs.iter().map(|(r, t)| (r[i], t[i])).collect::<Vec<_>>();
-        figures.push(Figure::from_pairs(
-            format!("HTTP requests/s, {connections} conns (wrk)"),
-            Better::Higher,
-            &column(0),
-        ));
-        figures.push(Figure::from_pairs(
-            format!("HTTP p99 latency (µs), {connections} conns (wrk)"),
-            Better::Lower,
-            &column(1),
-        ));
+        push_columns(
+            figures,
+            &runs,
+            [
+                (
+                    format!("HTTP requests/s, {connections} conns (wrk)"),
+                    Better::Higher,
+                ),
+                (
+                    format!("HTTP p99 latency (µs), {connections} conns (wrk)"),
+                    Better::Lower,
+                ),
+            ],
+        );
     }
     Ok(())
 }
