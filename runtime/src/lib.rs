@@ -37,9 +37,10 @@ pub mod task;
 pub mod time;
 
 /// Creating and configuring runtimes: [`Builder`](runtime::Builder),
-/// [`Runtime`](runtime::Runtime), [`Handle`](runtime::Handle). Implemented in `executor/`.
+/// [`Runtime`](runtime::Runtime), [`Handle`](runtime::Handle), and what a runtime did:
+/// [`Metrics`](runtime::Metrics). Implemented in `executor/`.
 pub mod runtime {
-    pub use crate::executor::{Builder, Handle, Runtime};
+    pub use crate::executor::{Builder, Handle, Metrics, Runtime};
 }
 
 pub use executor::{block_on, spawn};

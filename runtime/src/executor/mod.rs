@@ -16,7 +16,9 @@
 //! # std::io::Result::Ok(())
 //! ```
 
+mod metrics;
 mod scheduler;
+pub(crate) mod trace;
 
 use std::fmt;
 use std::future::Future;
@@ -25,6 +27,7 @@ use std::sync::Arc;
 
 use crate::task::{new_task, JoinHandle, Schedule};
 
+pub use metrics::Metrics;
 pub(crate) use scheduler::{poll_budget, spend_budget};
 use scheduler::{with_current, Context, Enter, Shared, EVENT_INTERVAL};
 
@@ -33,6 +36,8 @@ use scheduler::{with_current, Context, Enter, Shared, EVENT_INTERVAL};
 pub struct Builder {
     /// Task polls between two non-blocking checks of the reactor.
     event_interval: u32,
+    /// Whether the runtime prints its trace on stderr.
+    trace: bool,
 }
 
 impl Builder {
@@ -40,7 +45,17 @@ impl Builder {
     pub fn new_current_thread() -> Builder {
         Builder {
             event_interval: EVENT_INTERVAL,
+            trace: trace::trace_from_env(),
         }
+    }
+
+    /// Whether the runtime prints a line on stderr for each thing it does: a task spawned,
+    /// polled or woken (and by what), an epoll wait and its events, a timer firing. Defaults to
+    /// on when the environment variable `RIPPLE_TRACE` is set (to anything but `0`).
+    /// See [`Metrics`] for the same moments as counters.
+    pub fn trace(&mut self, on: bool) -> &mut Builder {
+        self.trace = on;
+        self
     }
 
     /// How many task polls may run before the runtime checks for I/O and timers without
@@ -57,7 +72,7 @@ impl Builder {
     /// Creates the runtime (an epoll instance and its eventfd).
     pub fn build(&self) -> io::Result<Runtime> {
         Ok(Runtime {
-            context: Context::new(self.event_interval)?,
+            context: Context::new(self.event_interval, self.trace)?,
         })
     }
 }
@@ -102,6 +117,12 @@ impl Runtime {
         F::Output: Send + 'static,
     {
         self.handle().spawn(future)
+    }
+
+    /// What the runtime has done so far: tasks spawned and polled, wakes by source, epoll
+    /// waits and their events, timers fired.
+    pub fn metrics(&self) -> Metrics {
+        self.context.metrics()
     }
 
     /// A handle that spawns onto this runtime from any thread.
@@ -167,10 +188,24 @@ impl Handle {
         with_current(|current| match current {
             Some(context) if Arc::ptr_eq(&context.shared, &self.shared) => context.spawn(future),
             _ => {
-                let (task, handle) = new_task(future, self.shared.clone());
+                let id = self.shared.counters.spawned();
+                if self.shared.trace {
+                    trace::trace(format_args!("task {id} spawned from another thread"));
+                }
+                let (task, handle) = new_task(future, self.shared.clone(), id);
                 self.shared.schedule(task);
                 handle
             }
+        })
+    }
+
+    /// What the runtime has done so far; see [`Runtime::metrics`]. Exact on the runtime's own
+    /// thread; from another thread, the counts the runtime thread makes itself (polls, wakes on
+    /// its thread, epoll waits, events, timers) are as of its last epoll wait.
+    pub fn metrics(&self) -> Metrics {
+        with_current(|current| match current {
+            Some(context) if Arc::ptr_eq(&context.shared, &self.shared) => context.metrics(),
+            _ => self.shared.counters.snapshot(),
         })
     }
 }

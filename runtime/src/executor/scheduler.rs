@@ -11,6 +11,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::fmt;
 use std::num::NonZeroUsize;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
@@ -22,9 +23,11 @@ use std::time::{Duration, Instant};
 use futures_task::ArcWake;
 use polling::Events;
 
+use super::metrics::{Counters, LocalCounters, WakeSource};
+use super::trace::trace;
 use crate::reactor::{wake_all, Reactor};
 use crate::slab::Slab;
-use crate::task::{new_task, JoinHandle, Runnable, Schedule, TaskRef, NOT_OWNED};
+use crate::task::{new_task, JoinHandle, RunOutcome, Runnable, Schedule, TaskRef, NOT_OWNED};
 use crate::time::Timers;
 
 /// Polls between two non-blocking looks at the reactor while tasks keep being runnable (tokio: 61).
@@ -49,6 +52,10 @@ pub(crate) struct Shared {
     pub(crate) reactor: Reactor,
     /// Pending sleeps.
     timers: Mutex<Timers>,
+    /// What the runtime did so far; see `metrics.rs`.
+    pub(crate) counters: Counters,
+    /// Whether to print the trace (`RIPPLE_TRACE`); fixed when the runtime is built.
+    pub(crate) trace: bool,
 }
 
 /// The remote run queue.
@@ -78,6 +85,12 @@ pub(crate) struct Core {
     tick: Cell<u32>,
     /// Polls between non-blocking reactor checks.
     event_interval: u32,
+    /// What the thread is doing right now, so a wake on this thread can say who woke the task.
+    waking: Cell<WakeSource>,
+    /// The id of the task being polled; kept only while the trace is on, which prints it.
+    running: Cell<u64>,
+    /// The counts only this thread makes; published to `Shared::counters` at each park.
+    counters: LocalCounters,
 }
 
 /// A runtime: the shared half and the thread-local half.
@@ -181,9 +194,20 @@ impl Schedule for Arc<Shared> {
         with_current(|current| match current {
             // On the runtime's own thread: no lock, no syscall.
             Some(context) if self.is(context) => {
+                let source = context.core.waking.get();
+                context.core.counters.woken_by(source);
+                if self.trace {
+                    context.trace_wake(&format_args!("task {}", task.id()), source);
+                }
                 context.core.run_queue.borrow_mut().push_back(task)
             }
-            _ => self.push_remote(task),
+            _ => {
+                self.counters.woken_remotely();
+                if self.trace {
+                    trace(format_args!("task {} woken by another thread", task.id()));
+                }
+                self.push_remote(task)
+            }
         });
     }
 
@@ -229,9 +253,24 @@ pub(crate) fn spend_budget() {
 /// if it sleeps in epoll), because that future is polled by the loop itself, not queued.
 impl ArcWake for Shared {
     fn wake_by_ref(arc_self: &Arc<Self>) {
-        arc_self.main_woken.store(true, Ordering::Release);
-        let on_runtime_thread = with_current(|c| c.is_some_and(|c| arc_self.is(c)));
-        if !on_runtime_thread {
+        let already = arc_self.main_woken.swap(true, Ordering::AcqRel);
+        let source = with_current(|c| c.filter(|c| arc_self.is(c)).map(|c| c.core.waking.get()));
+        if already {
+            // Woken twice before its next poll: one poll serves both, so count one wake.
+        } else if let Some(source) = source {
+            with_current(|c| c.map(|c| c.core.counters.woken_by(source)));
+            if arc_self.trace {
+                with_current(|c| {
+                    c.map(|c| c.trace_wake(&format_args!("the block_on future"), source))
+                });
+            }
+        } else {
+            arc_self.counters.woken_remotely();
+            if arc_self.trace {
+                trace(format_args!("the block_on future woken by another thread"));
+            }
+        }
+        if source.is_none() {
             arc_self.reactor.notify();
         }
     }
@@ -239,13 +278,15 @@ impl ArcWake for Shared {
 
 impl Context {
     /// A fresh runtime.
-    pub(crate) fn new(event_interval: u32) -> std::io::Result<Self> {
+    pub(crate) fn new(event_interval: u32, trace: bool) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
             remote: Mutex::new(RemoteQueue::default()),
             remote_len: AtomicUsize::new(0),
             main_woken: AtomicBool::new(false),
-            reactor: Reactor::new()?,
+            reactor: Reactor::new(trace)?,
             timers: Mutex::new(Timers::default()),
+            counters: Counters::default(),
+            trace,
         });
         let core = Core {
             run_queue: RefCell::new(VecDeque::with_capacity(256)),
@@ -257,6 +298,9 @@ impl Context {
             polls_since_park: Cell::new(0),
             tick: Cell::new(0),
             event_interval,
+            waking: Cell::new(WakeSource::Main),
+            running: Cell::new(0),
+            counters: LocalCounters::default(),
         };
         Ok(Context { shared, core })
     }
@@ -267,7 +311,11 @@ impl Context {
         F: std::future::Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let (task, handle) = new_task(future, self.shared.clone());
+        let id = self.shared.counters.spawned();
+        if self.shared.trace {
+            trace(format_args!("task {id} spawned"));
+        }
+        let (task, handle) = new_task(future, self.shared.clone(), id);
         self.own(&task);
         self.core.run_queue.borrow_mut().push_back(task);
         handle
@@ -317,8 +365,10 @@ impl Context {
         loop {
             if self.shared.main_woken.swap(false, Ordering::AcqRel) {
                 core.polls_since_park.set(core.polls_since_park.get() + 1);
+                core.waking.set(WakeSource::Main);
                 let polled = self.with_budget(|| future.as_mut().poll(&mut cx));
                 if let std::task::Poll::Ready(output) = polled {
+                    core.counters.publish(&self.shared.counters);
                     return output;
                 }
             }
@@ -326,9 +376,7 @@ impl Context {
             while core.polls_since_park.get() < core.event_interval {
                 let Some(task) = self.next_task() else { break };
                 core.polls_since_park.set(core.polls_since_park.get() + 1);
-                // `run` contains the future's panics; this contains the rest (an output whose
-                // destructor panics when the last reference to a detached task goes away).
-                let _ = catch_unwind(AssertUnwindSafe(|| self.with_budget(|| task.run())));
+                self.run(task);
             }
             if core.polls_since_park.get() >= core.event_interval {
                 // Still busy: look at I/O and timers without blocking, then carry on.
@@ -337,6 +385,37 @@ impl Context {
                 // Nothing to do: sleep in epoll until I/O, a timer, or another thread.
                 self.park(None);
             }
+        }
+    }
+
+    /// Runs one task: polls it with a fresh I/O budget, counting (and tracing) the poll.
+    #[inline(always)]
+    fn run(&self, task: TaskRef) {
+        // Only the trace needs the id, and asking a type-erased task costs a call.
+        let id = if self.shared.trace { task.id() } else { 0 };
+        self.core.running.set(id);
+        self.core.waking.set(WakeSource::Task);
+        // `run` contains the future's panics; this contains the rest (an output whose
+        // destructor panics when the last reference to a detached task goes away).
+        let outcome = catch_unwind(AssertUnwindSafe(|| self.with_budget(|| task.run())));
+        let outcome = outcome.unwrap_or(RunOutcome::Panicked);
+        if outcome != RunOutcome::Skipped {
+            self.core.counters.polled();
+        }
+        if self.shared.trace {
+            trace(format_args!("task {id} polled -> {outcome}"));
+        }
+    }
+
+    /// Prints who woke `what`, naming the running task when a task did.
+    #[cold]
+    fn trace_wake(&self, what: &fmt::Arguments<'_>, source: WakeSource) {
+        match source {
+            WakeSource::Task => {
+                let by = self.core.running.get();
+                trace(format_args!("{what} woken by task {by}"));
+            }
+            _ => trace(format_args!("{what} woken by {source}")),
         }
     }
 
@@ -373,13 +452,25 @@ impl Context {
         if !wakers.is_empty() {
             // Timers fired: their tasks are runnable now, so do not block.
             timeout = Some(Duration::ZERO);
+            self.core.counters.fired(wakers.len());
+            if self.shared.trace {
+                trace(format_args!("{} timer(s) fired", wakers.len()));
+            }
+            self.core.waking.set(WakeSource::Timer);
             wake_all(&mut wakers);
         }
         let mut events = self.core.events.borrow_mut();
-        if let Err(err) = self.shared.reactor.wait(&mut events, timeout, &mut wakers) {
+        self.core.waking.set(WakeSource::Reactor);
+        let waited = self.shared.reactor.wait(&mut events, timeout, &mut wakers);
+        self.core.waking.set(WakeSource::Main);
+        match waited {
+            Ok(count) => {
+                self.core.counters.waited(count);
+                self.core.counters.publish(&self.shared.counters);
+            }
             // Waiting fails only if the poller itself is broken (epoll_wait, or the timerfd and
             // eventfd bookkeeping `polling` does around it); there is no way to go on without it.
-            panic!("ripple: waiting for I/O events failed: {err}");
+            Err(err) => panic!("ripple: waiting for I/O events failed: {err}"),
         }
     }
 
@@ -414,6 +505,12 @@ impl Context {
         // Parked sleeps hold wakers, which hold tasks, which hold this runtime: break the cycle.
         let timers = self.shared.lock_timers().clear();
         drop(timers);
+    }
+
+    /// The runtime's counters, exact when called on its own thread.
+    pub(crate) fn metrics(&self) -> super::Metrics {
+        self.core.counters.publish(&self.shared.counters);
+        self.shared.counters.snapshot()
     }
 
     /// Live tasks (spawned here, not yet complete).

@@ -42,6 +42,7 @@ use std::time::Duration;
 
 use polling::{Event, Events, PollMode, Poller};
 
+use crate::executor::trace::trace;
 use crate::slab::Slab;
 
 pub use async_io::Async;
@@ -67,6 +68,8 @@ pub(crate) struct Reactor {
     tick: AtomicUsize,
     /// Sources whose read readiness a short read cleared since the last wait.
     drained: Mutex<Drained>,
+    /// Whether to print a trace line per event (the runtime's `RIPPLE_TRACE`).
+    trace: bool,
 }
 
 /// The sources to re-check before the next wait, because a short read cleared their readiness.
@@ -97,13 +100,14 @@ impl fmt::Debug for Drained {
 
 impl Reactor {
     /// Creates the epoll instance.
-    pub(crate) fn new() -> io::Result<Self> {
+    pub(crate) fn new(trace: bool) -> io::Result<Self> {
         Ok(Reactor {
             poller: Poller::new()?,
             sources: Mutex::new(Slab::new()),
             generation: AtomicUsize::new(0),
             tick: AtomicUsize::new(0),
             drained: Mutex::new(Drained::default()),
+            trace,
         })
     }
 
@@ -118,6 +122,7 @@ impl Reactor {
         // The key must be in the slab before epoll can report anything for it.
         let io = Arc::new(ScheduledIo::new(
             (generation << INDEX_BITS) | sources.next_index(),
+            self.trace,
         ));
         let index = sources.insert(io.clone());
         // SAFETY: the caller keeps `fd` open until `delete`, as this function's contract says.
@@ -129,6 +134,9 @@ impl Reactor {
             sources.remove(index);
             return Err(err);
         }
+        if self.trace {
+            trace(format_args!("source {index} added: fd {}", fd.as_raw_fd()));
+        }
         Ok(io)
     }
 
@@ -137,6 +145,13 @@ impl Reactor {
         let mut sources = self.sources.lock().unwrap_or_else(PoisonError::into_inner);
         sources.remove(io.key & INDEX_MASK);
         drop(sources);
+        if self.trace {
+            trace(format_args!(
+                "source {} deleted: fd {}",
+                io.key & INDEX_MASK,
+                fd.as_raw_fd()
+            ));
+        }
         self.poller.delete(fd)
     }
 
@@ -157,6 +172,17 @@ impl Reactor {
         };
         events.clear();
         self.poller.wait(events, timeout)?;
+        if self.trace {
+            let n = events.len();
+            let s = if n == 1 { "" } else { "s" };
+            let timeout = match timeout {
+                None => "none".to_string(),
+                Some(t) => format!("{}ms", t.as_millis()),
+            };
+            trace(format_args!(
+                "epoll wait (timeout {timeout}) -> {n} event{s}"
+            ));
+        }
         let tick = self.next_tick();
         let mut count = 0;
         let sources = self.sources.lock().unwrap_or_else(PoisonError::into_inner);
@@ -173,6 +199,9 @@ impl Reactor {
             // directions wake and see the error from their next read or write.
             let ready = (if event.readable { READABLE } else { 0 })
                 | (if event.writable { WRITABLE } else { 0 });
+            if self.trace {
+                trace_event(event.key, ready, "");
+            }
             io.set_readiness(tick, ready, wakers);
         }
         // Drop the lock before waking: a woken task may register or drop a source.
@@ -221,6 +250,9 @@ impl Reactor {
                 let readable = polled < 0 || pollfd.revents & !libc::POLLNVAL != 0;
                 match live.get(key & INDEX_MASK) {
                     Some(io) if readable && io.key == key => {
+                        if self.trace {
+                            trace_event(key, READABLE, " (peer shut down, found by poll)");
+                        }
                         io.set_readiness(tick, READABLE, wakers);
                         found += 1;
                     }
@@ -248,6 +280,17 @@ impl Reactor {
         drop(sources);
         wake_all(&mut wakers);
     }
+}
+
+/// Prints the trace line of one event: the source's slab index and which ways it became ready.
+#[cold]
+fn trace_event(key: usize, ready: usize, why: &str) {
+    let read = if ready & READABLE != 0 { " read" } else { "" };
+    let write = if ready & WRITABLE != 0 { " write" } else { "" };
+    trace(format_args!(
+        "source {} ready:{read}{write}{why}",
+        key & INDEX_MASK
+    ));
 }
 
 /// Wakes every waker in `wakers`, emptying it. A waker that panics is contained, so one

@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::task::{ready, Context, Poll, Waker};
 
+use crate::executor::trace::trace;
+
 /// The source has data to read, a pending connection, EOF, or an error.
 pub(crate) const READABLE: usize = 1 << 0;
 /// The source has room to write, or an error.
@@ -32,6 +34,14 @@ pub(crate) enum Direction {
 }
 
 impl Direction {
+    /// The direction as a verb, for the trace.
+    fn verb(self) -> &'static str {
+        match self {
+            Direction::Read => "read",
+            Direction::Write => "write",
+        }
+    }
+
     /// The readiness bit this direction waits for.
     fn mask(self) -> usize {
         match self {
@@ -69,6 +79,8 @@ pub(crate) struct ScheduledIo {
     /// The tasks parked on this source, one per direction, so that a reader task and a writer
     /// task can share the source. Wakers are taken under the lock and woken after it is dropped.
     waiters: Mutex<Waiters>,
+    /// Whether to trace parking and clearing (the runtime's `RIPPLE_TRACE`). Fixed at creation.
+    trace: bool,
 }
 
 /// The parked tasks of one source.
@@ -130,12 +142,18 @@ impl Waiters {
 impl ScheduledIo {
     /// A source that is assumed ready both ways: a new socket's first read or write just tries,
     /// and waits only if the kernel answers `WouldBlock` (which then clears the bit).
-    pub(crate) fn new(key: usize) -> Self {
+    pub(crate) fn new(key: usize, trace: bool) -> Self {
         ScheduledIo {
             key,
             readiness: AtomicUsize::new(READABLE | WRITABLE),
             waiters: Mutex::new(Waiters::default()),
+            trace,
         }
+    }
+
+    /// The slab index part of the key: how the trace names the source.
+    fn index(&self) -> usize {
+        self.key & super::INDEX_MASK
     }
 
     /// Records an event (`ready` bits at reactor tick `tick`) and moves the wakers it releases
@@ -187,7 +205,16 @@ impl ScheduledIo {
         // the bit (seen now) or will take the waker we just stored.
         match self.check(direction) {
             Some(ready) => Poll::Ready(ready),
-            None => Poll::Pending,
+            None => {
+                if self.trace {
+                    trace(format_args!(
+                        "source {} not ready to {}: the task parks its waker there",
+                        self.index(),
+                        direction.verb()
+                    ));
+                }
+                Poll::Pending
+            }
         }
     }
 
@@ -209,12 +236,30 @@ impl ScheduledIo {
     /// Returns whether it did.
     #[inline]
     pub(crate) fn clear_readiness(&self, event: ReadyEvent) -> bool {
-        self.readiness
+        let cleared = self
+            .readiness
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
                 ((cur >> TICK_SHIFT) as u32 == event.tick)
                     .then_some(cur & !usize::from(event.ready))
             })
-            .is_ok()
+            .is_ok();
+        if self.trace {
+            let way = match usize::from(event.ready) {
+                READABLE => "read",
+                WRITABLE => "write",
+                _ => "read and write",
+            };
+            let what = if cleared {
+                "cleared"
+            } else {
+                "kept: a newer edge came meanwhile"
+            };
+            trace(format_args!(
+                "source {} {way} readiness {what}",
+                self.index()
+            ));
+        }
+        cleared
     }
 }
 
@@ -225,7 +270,7 @@ mod tests {
 
     #[test]
     fn clear_with_a_stale_tick_keeps_the_newer_edge() {
-        let io = ScheduledIo::new(0);
+        let io = ScheduledIo::new(0, false);
         let waker = noop_waker();
         let mut cx = Context::from_waker(&waker);
         let mut wakers = Vec::new();
@@ -248,7 +293,7 @@ mod tests {
 
     #[test]
     fn an_event_releases_only_the_waiter_of_its_direction() {
-        let io = ScheduledIo::new(0);
+        let io = ScheduledIo::new(0, false);
         let waker = noop_waker();
         let mut cx = Context::from_waker(&waker);
         let mut wakers = Vec::new();

@@ -51,18 +51,47 @@ pub(crate) trait Schedule: Send + Sync + 'static {
 
 /// The scheduler-facing side of a task, with its future type erased.
 pub(crate) trait Runnable: Send + Sync {
-    /// Polls the future once (or cancels it, if it was aborted).
-    fn run(self: Arc<Self>);
+    /// Polls the future once (or cancels it, if it was aborted), and says what happened.
+    fn run(self: Arc<Self>) -> RunOutcome;
     /// Drops the future without polling it and completes the task as cancelled. Used when the
     /// runtime shuts down; does nothing to a task that is running or complete.
     fn shutdown(&self);
     /// The task's slot in its runtime's registry of owned tasks ([`NOT_OWNED`] when it has none).
     fn owned_index(&self) -> &AtomicUsize;
+    /// The task's id in its runtime (1 for the first task spawned), for the trace.
+    fn id(&self) -> u64;
+}
+
+/// What one [`Runnable::run`] did, for the scheduler's counters and trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RunOutcome {
+    /// The future was polled and is not finished.
+    Pending,
+    /// The future was polled and finished.
+    Ready,
+    /// The future was polled and panicked; the panic went to the `JoinHandle`.
+    Panicked,
+    /// The task had been aborted: its future was dropped, not polled.
+    Cancelled,
+    /// Nothing: the task was already running elsewhere or complete.
+    Skipped,
+}
+
+impl std::fmt::Display for RunOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RunOutcome::Pending => "pending",
+            RunOutcome::Ready => "ready",
+            RunOutcome::Panicked => "panicked",
+            RunOutcome::Cancelled => "cancelled",
+            RunOutcome::Skipped => "skipped",
+        })
+    }
 }
 
 impl std::fmt::Debug for dyn Runnable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Task")
+        write!(f, "Task({})", self.id())
     }
 }
 
@@ -97,6 +126,8 @@ pub(crate) struct Task<F: Future, S> {
     state: AtomicUsize,
     /// Slot in the owning runtime's task registry; touched only on the runtime's thread.
     owned_index: AtomicUsize,
+    /// The task's number in its runtime, for the trace. Fixed at creation.
+    id: u64,
     /// Who runs this task when it is woken.
     scheduler: S,
     /// # Invariant
@@ -113,8 +144,9 @@ pub(crate) struct Task<F: Future, S> {
 // when the task is woken or joined from elsewhere, hence the `Send` bounds.
 unsafe impl<F: Future + Send, S: Sync> Sync for Task<F, S> where F::Output: Send {}
 
-/// Allocates a task for `future`, owned by `scheduler`. The caller queues the returned reference.
-pub(crate) fn new_task<F, S>(future: F, scheduler: S) -> (TaskRef, JoinHandle<F::Output>)
+/// Allocates task number `id` for `future`, owned by `scheduler`. The caller queues the returned
+/// reference.
+pub(crate) fn new_task<F, S>(future: F, scheduler: S, id: u64) -> (TaskRef, JoinHandle<F::Output>)
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
@@ -124,6 +156,7 @@ where
         // A new task starts out queued: the caller pushes it right away.
         state: AtomicUsize::new(SCHEDULED),
         owned_index: AtomicUsize::new(NOT_OWNED),
+        id,
         scheduler,
         stage: UnsafeCell::new(Stage::Running(future)),
         join_waker: Mutex::new(None),
@@ -172,18 +205,20 @@ where
     F::Output: Send + 'static,
     S: Schedule,
 {
-    fn run(self: Arc<Self>) {
+    fn run(self: Arc<Self>) -> RunOutcome {
         // Claim the future: clear SCHEDULED (a wake from now on queues it again) and set RUNNING.
         let claimed = self
             .state
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
                 (s & (RUNNING | COMPLETE) == 0).then_some((s & !SCHEDULED) | RUNNING)
             });
-        let Ok(prev) = claimed else { return };
+        let Ok(prev) = claimed else {
+            return RunOutcome::Skipped;
+        };
         if prev & CANCELLED != 0 {
             self.complete(Err(JoinError::cancelled()));
             self.scheduler.release(&*self);
-            return;
+            return RunOutcome::Cancelled;
         }
 
         // The waker borrows our Arc: no reference count traffic unless someone clones it.
@@ -207,14 +242,17 @@ where
                 if prev & SCHEDULED != 0 {
                     self.scheduler.schedule(self.clone());
                 }
+                RunOutcome::Pending
             }
             Ok(Poll::Ready(output)) => {
                 self.complete(Ok(output));
                 self.scheduler.release(&*self);
+                RunOutcome::Ready
             }
             Err(panic) => {
                 self.complete(Err(JoinError::panic(panic)));
                 self.scheduler.release(&*self);
+                RunOutcome::Panicked
             }
         }
     }
@@ -232,6 +270,10 @@ where
 
     fn owned_index(&self) -> &AtomicUsize {
         &self.owned_index
+    }
+
+    fn id(&self) -> u64 {
+        self.id
     }
 }
 
