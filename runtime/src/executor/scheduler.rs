@@ -197,7 +197,7 @@ impl Schedule for Arc<Shared> {
                 let source = context.core.waking.get();
                 context.core.counters.woken_by(source);
                 if self.trace {
-                    context.trace_wake(&format_args!("task {}", task.id()), source);
+                    context.trace_task_wake(&*task, source);
                 }
                 context.core.run_queue.borrow_mut().push_back(task)
             }
@@ -225,6 +225,13 @@ impl Schedule for Arc<Shared> {
             }
         });
     }
+}
+
+/// Prints the outcome of one poll. Out of line, so the hot path only tests the trace flag.
+#[cold]
+#[inline(never)]
+fn trace_poll(id: u64, outcome: RunOutcome) {
+    trace(format_args!("task {id} polled -> {outcome}"));
 }
 
 /// Ready while the running task has I/O budget left. When it is spent, the task is woken (so it
@@ -403,8 +410,15 @@ impl Context {
             self.core.counters.polled();
         }
         if self.shared.trace {
-            trace(format_args!("task {id} polled -> {outcome}"));
+            trace_poll(id, outcome);
         }
+    }
+
+    /// Prints who woke `task`. Out of line, so the hot path only tests the trace flag.
+    #[cold]
+    #[inline(never)]
+    fn trace_task_wake(&self, task: &dyn Runnable, source: WakeSource) {
+        self.trace_wake(&format_args!("task {}", task.id()), source);
     }
 
     /// Prints who woke `what`, naming the running task when a task did.

@@ -173,15 +173,7 @@ impl Reactor {
         events.clear();
         self.poller.wait(events, timeout)?;
         if self.trace {
-            let n = events.len();
-            let s = if n == 1 { "" } else { "s" };
-            let timeout = match timeout {
-                None => "none".to_string(),
-                Some(t) => format!("{}ms", t.as_millis()),
-            };
-            trace(format_args!(
-                "epoll wait (timeout {timeout}) -> {n} event{s}"
-            ));
+            trace_wait(timeout, events.len());
         }
         let tick = self.next_tick();
         let mut count = 0;
@@ -282,8 +274,23 @@ impl Reactor {
     }
 }
 
+/// Prints the trace line of one epoll wait. Out of line, so the hot path only tests the flag.
+#[cold]
+#[inline(never)]
+fn trace_wait(timeout: Option<Duration>, n: usize) {
+    let s = if n == 1 { "" } else { "s" };
+    let timeout = match timeout {
+        None => "none".to_string(),
+        Some(t) => format!("{}ms", t.as_millis()),
+    };
+    trace(format_args!(
+        "epoll wait (timeout {timeout}) -> {n} event{s}"
+    ));
+}
+
 /// Prints the trace line of one event: the source's slab index and which ways it became ready.
 #[cold]
+#[inline(never)]
 fn trace_event(key: usize, ready: usize, why: &str) {
     let read = if ready & READABLE != 0 { " read" } else { "" };
     let write = if ready & WRITABLE != 0 { " write" } else { "" };

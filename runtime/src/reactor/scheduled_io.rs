@@ -207,11 +207,7 @@ impl ScheduledIo {
             Some(ready) => Poll::Ready(ready),
             None => {
                 if self.trace {
-                    trace(format_args!(
-                        "source {} not ready to {}: the task parks its waker there",
-                        self.index(),
-                        direction.verb()
-                    ));
+                    trace_park(self.index(), direction);
                 }
                 Poll::Pending
             }
@@ -244,23 +240,37 @@ impl ScheduledIo {
             })
             .is_ok();
         if self.trace {
-            let way = match usize::from(event.ready) {
-                READABLE => "read",
-                WRITABLE => "write",
-                _ => "read and write",
-            };
-            let what = if cleared {
-                "cleared"
-            } else {
-                "kept: a newer edge came meanwhile"
-            };
-            trace(format_args!(
-                "source {} {way} readiness {what}",
-                self.index()
-            ));
+            trace_clear(self.index(), event.ready, cleared);
         }
         cleared
     }
+}
+
+/// Prints that a task parks on source `index`. Out of line, so the hot path only tests the flag.
+#[cold]
+#[inline(never)]
+fn trace_park(index: usize, direction: Direction) {
+    trace(format_args!(
+        "source {index} not ready to {}: the task parks its waker there",
+        direction.verb()
+    ));
+}
+
+/// Prints a clear of `ready` on source `index`. Out of line, like `trace_park`.
+#[cold]
+#[inline(never)]
+fn trace_clear(index: usize, ready: u8, cleared: bool) {
+    let way = match usize::from(ready) {
+        READABLE => "read",
+        WRITABLE => "write",
+        _ => "read and write",
+    };
+    let what = if cleared {
+        "cleared"
+    } else {
+        "kept: a newer edge came meanwhile"
+    };
+    trace(format_args!("source {index} {way} readiness {what}"));
 }
 
 #[cfg(test)]
