@@ -25,7 +25,7 @@ use polling::Events;
 
 use super::metrics::{Counters, LocalCounters, WakeSource};
 use super::trace::trace;
-use crate::reactor::{wake_all, Reactor};
+use crate::reactor::{wake_all, DrainedSource, Reactor};
 use crate::slab::Slab;
 use crate::task::{new_task, JoinHandle, RunOutcome, Runnable, Schedule, TaskRef, NOT_OWNED};
 use crate::time::Timers;
@@ -91,6 +91,9 @@ pub(crate) struct Core {
     running: Cell<u64>,
     /// The counts only this thread makes; published to `Shared::counters` at each park.
     counters: LocalCounters,
+    /// Sources a short read drained on this thread since the last wait, for the reactor to
+    /// re-check (see `Reactor::recheck_drained`); other threads use the reactor's locked list.
+    drained: RefCell<Vec<DrainedSource>>,
 }
 
 /// A runtime: the shared half and the thread-local half.
@@ -181,6 +184,16 @@ impl Shared {
             self.remote_len.fetch_sub(1, Ordering::Release);
         }
         task
+    }
+
+    /// Queues a drained source for the reactor's re-check before its next wait: on the
+    /// runtime's thread in a plain list, elsewhere under the reactor's lock.
+    #[inline]
+    pub(crate) fn recheck_later(&self, source: DrainedSource) {
+        with_current(|current| match current {
+            Some(context) if self.is(context) => context.core.drained.borrow_mut().push(source),
+            _ => self.reactor.recheck_later(source),
+        });
     }
 
     /// Whether `context` is this runtime's.
@@ -308,6 +321,7 @@ impl Context {
             waking: Cell::new(WakeSource::Main),
             running: Cell::new(0),
             counters: LocalCounters::default(),
+            drained: RefCell::new(Vec::new()),
         };
         Ok(Context { shared, core })
     }
@@ -475,7 +489,11 @@ impl Context {
         }
         let mut events = self.core.events.borrow_mut();
         self.core.waking.set(WakeSource::Reactor);
-        let waited = self.shared.reactor.wait(&mut events, timeout, &mut wakers);
+        let mut drained = self.core.drained.borrow_mut();
+        let waited = self
+            .shared
+            .reactor
+            .wait(&mut events, timeout, &mut wakers, &mut drained);
         self.core.waking.set(WakeSource::Main);
         match waited {
             Ok(count) => {

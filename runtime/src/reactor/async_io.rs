@@ -3,7 +3,7 @@
 use std::fmt;
 use std::future::poll_fn;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
@@ -104,8 +104,7 @@ impl<T: AsFd> Async<T> {
         if self.source.clear_readiness(event) {
             self.handle
                 .shared
-                .reactor
-                .recheck_later(self.as_fd(), &self.source);
+                .recheck_later((self.as_fd().as_raw_fd(), self.source.key));
         }
     }
 

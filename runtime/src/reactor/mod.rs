@@ -66,7 +66,8 @@ pub(crate) struct Reactor {
     generation: AtomicUsize,
     /// Bumped for each `wait`; stamps readiness so that a clear never erases a newer edge.
     tick: AtomicUsize,
-    /// Sources whose read readiness a short read cleared since the last wait.
+    /// Sources whose read readiness a short read cleared since the last wait, on threads other
+    /// than the runtime's (which keeps its own list, `Core::drained`, with no lock).
     drained: Mutex<Drained>,
     /// Whether to print a trace line per event (the runtime's `RIPPLE_TRACE`).
     trace: bool,
@@ -79,16 +80,19 @@ pub(crate) struct Reactor {
 /// One `poll(2)` over all such sources finds the ones whose peer has shut down.
 #[derive(Default)]
 struct Drained {
-    /// Each source's fd and epoll key.
-    ///
-    /// # Invariant
-    /// The fd was registered under the key when it was pushed. It may have been closed (or its
-    /// number reused) since: then `poll` reports `POLLNVAL`, or the key no longer matches a live
-    /// source and the result is ignored.
-    sources: Vec<(RawFd, usize)>,
+    /// The sources, as [`DrainedSource`]s.
+    sources: Vec<DrainedSource>,
     /// `poll`'s argument, reused between waits.
     pollfds: Vec<libc::pollfd>,
 }
+
+/// A source to re-check: its fd and its epoll key.
+///
+/// # Invariant
+/// The fd was registered under the key when the entry was made. It may have been closed (or its
+/// number reused) since: then `poll` reports `POLLNVAL`, or the key no longer matches a live
+/// source and the result is ignored.
+pub(crate) type DrainedSource = (RawFd, usize);
 
 impl fmt::Debug for Drained {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -162,11 +166,12 @@ impl Reactor {
         events: &mut Events,
         timeout: Option<Duration>,
         wakers: &mut Vec<Waker>,
+        drained: &mut Vec<DrainedSource>,
     ) -> io::Result<usize> {
         // Sources found closed by the re-check are work to do now: do not block. The re-check
         // and the epoll batch each get a tick of their own, so that a clear based on one cannot
         // erase readiness set by the other.
-        let timeout = match self.recheck_drained(self.next_tick(), wakers) {
+        let timeout = match self.recheck_drained(self.next_tick(), wakers, drained) {
             0 => timeout,
             _ => Some(Duration::ZERO),
         };
@@ -207,21 +212,28 @@ impl Reactor {
         self.tick.fetch_add(1, Ordering::Relaxed).wrapping_add(1)
     }
 
-    /// Queues `io` (registered as `fd`) for a re-check before the next wait.
-    pub(crate) fn recheck_later(&self, fd: BorrowedFd<'_>, io: &ScheduledIo) {
+    /// Queues a source for a re-check before the next wait, from a thread that does not run
+    /// the runtime (the runtime's own thread uses its lock-free list, passed to `wait`).
+    pub(crate) fn recheck_later(&self, source: DrainedSource) {
         let mut drained = self.drained.lock().unwrap_or_else(PoisonError::into_inner);
-        drained.sources.push((fd.as_raw_fd(), io.key));
+        drained.sources.push(source);
     }
 
     /// Marks readable (stamped with `tick`) every drained source whose peer `poll(2)` finds shut
     /// down (or hung up, or failed), moving their readers' wakers into `wakers`. Returns how
     /// many it found.
-    fn recheck_drained(&self, tick: usize, wakers: &mut Vec<Waker>) -> usize {
+    fn recheck_drained(
+        &self,
+        tick: usize,
+        wakers: &mut Vec<Waker>,
+        local: &mut Vec<DrainedSource>,
+    ) -> usize {
         let mut drained = self.drained.lock().unwrap_or_else(PoisonError::into_inner);
-        if drained.sources.is_empty() {
+        if local.is_empty() && drained.sources.is_empty() {
             return 0;
         }
         let Drained { sources, pollfds } = &mut *drained;
+        sources.append(local);
         pollfds.clear();
         // Only a hang-up can hide: new data after the short read raises a fresh edge that epoll
         // reports anyway, so asking for POLLIN here would only report it twice.
