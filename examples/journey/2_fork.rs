@@ -1,2 +1,124 @@
-//! Placeholder: being written.
-fn main() {}
+//! Journey, step 2: a process per connection, with `fork`.
+//!
+//! This is the seeds' multi-process server (다중 접속 서버로의 여정, "멀티 프로세스 서버",
+//! which skips it because Java cannot fork). The parent only accepts; for each connection it
+//! `fork`s a child that runs step 1's echo loop on that one connection and exits. Processes do
+//! not share memory, so a child that crashes takes down only its own client.
+//!
+//! What it costs: a process per client. `fork` copies the parent's page tables, and the kernel
+//! keeps a process descriptor and a kernel stack for each child; the pages themselves are shared
+//! copy-on-write until someone writes to them. Here an idle child costs about 100 KiB (measured
+//! with 1,000 idle clients), against about 7 KiB for step 3's thread. Where it breaks:
+//! thousands of clients mean thousands of processes, each switch between them is a full context
+//! switch (a change of address space too), and `fork` starts failing with EAGAIN at the user's
+//! process limit (`ulimit -u`); this server then waits and retries instead of giving up.
+//!
+//! The care `fork` needs, each step explained where it happens: the child closes its copy of the
+//! listener and leaves with `_exit`, the parent closes its copy of the connection, and the kernel
+//! reaps the children so no zombies pile up.
+//!
+//! Run it with `cargo run --release --example journey_fork [ADDR]` (default `127.0.0.1:8080`),
+//! then talk to it with `nc 127.0.0.1 8080`, or load it with
+//! `cargo run --release --example echo_client -- 127.0.0.1:8080 10 1000 64`.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use socket2::{Domain, Socket, Type};
+
+fn main() -> io::Result<()> {
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:8080".into());
+    let listener = bind(&addr)?;
+    println!("listening on {}", listener.local_addr()?);
+    io::stdout().flush()?;
+
+    // A child that exits stays a zombie until its parent collects its exit status. Ignoring
+    // SIGCHLD tells the kernel we will never ask, so it reaps children as soon as they exit.
+    // SAFETY: SIG_IGN installs no handler, so no code of ours runs in signal context; nothing
+    // else in this program uses SIGCHLD.
+    if unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) } == libc::SIG_ERR {
+        return Err(io::Error::last_os_error());
+    }
+
+    loop {
+        let stream = match listener.accept() {
+            Ok((stream, _peer)) => stream,
+            Err(err) => {
+                back_off_if_out_of_resources(&err);
+                continue;
+            }
+        };
+        loop {
+            // SAFETY: this process has a single thread, so the child starts in a consistent
+            // state (no lock is held by a thread that does not exist in the child). The child
+            // never returns from `serve_child`, so it never runs the parent's code or destructors.
+            match unsafe { libc::fork() } {
+                0 => serve_child(&listener, stream),
+                -1 => {
+                    // Too many processes (EAGAIN) or no memory: the client waits while we retry.
+                    let err = io::Error::last_os_error();
+                    eprintln!("fork failed: {err}; retrying in 10 ms");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                _child_pid => break,
+            }
+        }
+        // The parent's copy of the connection is closed when `stream` goes out of scope here.
+        // Without that, the parent would run out of descriptors, and the client would never
+        // see its connection close, since the socket stays open while any process holds it.
+    }
+}
+
+/// Runs in the child: serves one connection, then ends the process.
+fn serve_child(listener: &TcpListener, stream: TcpStream) -> ! {
+    // The child does not accept, and holding the listener would keep the port open after the
+    // parent is gone.
+    // SAFETY: the descriptor is the listener's and is open. The `TcpListener` value will not
+    // close it again, since this function never returns and `_exit` runs no destructors.
+    unsafe { libc::close(listener.as_raw_fd()) };
+    // Any error (a reset, say) ends this client only; exiting closes the connection either way.
+    let status = if echo(stream).is_ok() { 0 } else { 1 };
+    // `_exit`, not `exit` or a return from main: it skips the parent's destructors and atexit
+    // handlers, and never flushes stdio buffers copied from the parent a second time.
+    // SAFETY: `_exit` is always safe to call; it ends the process.
+    unsafe { libc::_exit(status) }
+}
+
+/// Sends back whatever arrives, until the client closes the connection or it fails.
+fn echo(mut stream: TcpStream) -> io::Result<()> {
+    let mut buf = [0; 4096];
+    loop {
+        let n = match stream.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(err),
+        };
+        stream.write_all(&buf[..n])?;
+    }
+}
+
+/// Binds a listener with `SO_REUSEADDR` and a backlog of 1024 (std's `bind` asks for 128).
+fn bind(addr: &str) -> io::Result<TcpListener> {
+    let addr: SocketAddr = addr
+        .parse()
+        .map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err))?;
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
+/// Handles a failed `accept`: out of descriptors or memory, log and sleep rather than spin; any
+/// other error concerns only the connection that failed, and we skip it.
+fn back_off_if_out_of_resources(err: &io::Error) {
+    if let Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) = err.raw_os_error() {
+        eprintln!("accept failed: {err}; retrying in 10 ms");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
