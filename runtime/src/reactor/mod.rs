@@ -181,6 +181,7 @@ impl Reactor {
             trace_wait(timeout, events.len());
         }
         let tick = self.next_tick();
+        let trace = self.trace;
         let mut count = 0;
         let sources = self.sources.lock().unwrap_or_else(PoisonError::into_inner);
         for event in events.iter() {
@@ -196,7 +197,7 @@ impl Reactor {
             // directions wake and see the error from their next read or write.
             let ready = (if event.readable { READABLE } else { 0 })
                 | (if event.writable { WRITABLE } else { 0 });
-            if self.trace {
+            if trace {
                 trace_event(event.key, ready, "");
             }
             io.set_readiness(tick, ready, wakers);

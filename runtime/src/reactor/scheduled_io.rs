@@ -207,7 +207,7 @@ impl ScheduledIo {
             Some(ready) => Poll::Ready(ready),
             None => {
                 if self.trace {
-                    trace_park(self.index(), direction);
+                    self.trace_park(direction);
                 }
                 Poll::Pending
             }
@@ -232,45 +232,24 @@ impl ScheduledIo {
     /// Returns whether it did.
     #[inline]
     pub(crate) fn clear_readiness(&self, event: ReadyEvent) -> bool {
-        let cleared = self
-            .readiness
+        self.readiness
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
                 ((cur >> TICK_SHIFT) as u32 == event.tick)
                     .then_some(cur & !usize::from(event.ready))
             })
-            .is_ok();
-        if self.trace {
-            trace_clear(self.index(), event.ready, cleared);
-        }
-        cleared
+            .is_ok()
     }
-}
 
-/// Prints that a task parks on source `index`. Out of line, so the hot path only tests the flag.
-#[cold]
-#[inline(never)]
-fn trace_park(index: usize, direction: Direction) {
-    trace(format_args!(
-        "source {index} not ready to {}: the task parks its waker there",
-        direction.verb()
-    ));
-}
-
-/// Prints a clear of `ready` on source `index`. Out of line, like `trace_park`.
-#[cold]
-#[inline(never)]
-fn trace_clear(index: usize, ready: u8, cleared: bool) {
-    let way = match usize::from(ready) {
-        READABLE => "read",
-        WRITABLE => "write",
-        _ => "read and write",
-    };
-    let what = if cleared {
-        "cleared"
-    } else {
-        "kept: a newer edge came meanwhile"
-    };
-    trace(format_args!("source {index} {way} readiness {what}"));
+    /// Prints that a task parks here. Out of line, so the hot path only tests the flag.
+    #[cold]
+    #[inline(never)]
+    fn trace_park(&self, direction: Direction) {
+        trace(format_args!(
+            "source {} not ready to {}: the task parks its waker there",
+            self.index(),
+            direction.verb()
+        ));
+    }
 }
 
 #[cfg(test)]
