@@ -12,15 +12,22 @@
 #               server, 10 connections x 2,000 messages, the run's total divided by 20,000.
 #   throughput  messages per second, 50 connections x 2,000 messages, the server pinned to CPU 0
 #               and the client to CPU 1 with taskset.
+#   cpu         the server's CPU time per echoed message in microseconds (`perf stat -e
+#               task-clock`), pinned as for throughput: what a message costs the server, which
+#               machine noise moves far less than throughput or latency.
+#   p99         the client's p99 latency in microseconds, pinned as for throughput.
 #
 # Usage: bash benches/echo_counts.sh [strace|perf|callgrind|throughput|all] [PAIRS]
 # (default: all, 3 pairs). Needs strace, perf and valgrind for their modes. ECHO_MESSAGES sets the
-# messages per connection (default 2000; `cargo bench --bench net -- --quick` uses fewer).
+# messages per connection (default 2000; `cargo bench --bench net -- --quick` uses fewer);
+# ECHO_CONNECTIONS and ECHO_SIZE change the connections (default 50, or 10 for callgrind) and the
+# message size (default 64 bytes), to look at one of the net bench's other shapes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 modes=${1:-all}
 pairs=${2:-3}
 per_conn=${ECHO_MESSAGES:-2000}
+size=${ECHO_SIZE:-64}
 [[ $modes == all ]] && modes="strace perf callgrind throughput"
 cargo build --release --quiet --example echo --example echo_tokio --example echo_client
 bin=target/release/examples
@@ -56,28 +63,42 @@ measure() {
   local mode=$1 server=$2 out="$work/out" log="$work/log"
   port=$((port + 1))
   local addr="127.0.0.1:$port"
+  local conns=${ECHO_CONNECTIONS:-50}
+  [[ $mode == callgrind ]] && conns=${ECHO_CONNECTIONS:-10}
+  local total=$((conns * per_conn))
   case $mode in
     strace)
       start_server "$log" strace -c -f -o "$out" "$bin/$server" "$addr"
-      "$bin/echo_client" "$addr" 50 "$per_conn" 64 >/dev/null
+      "$bin/echo_client" "$addr" "$conns" "$per_conn" "$size" >/dev/null
       stop_server
-      awk -v n=$((50 * per_conn)) '$NF == "total" { printf "%.3f\n", $4 / n }' "$out"
+      awk -v n=$total '$NF == "total" { printf "%.3f\n", $4 / n }' "$out"
       ;;
     perf)
       start_server "$log" perf stat -e raw_syscalls:sys_enter -x, -o "$out" "$bin/$server" "$addr"
-      "$bin/echo_client" "$addr" 50 "$per_conn" 64 >/dev/null
+      "$bin/echo_client" "$addr" "$conns" "$per_conn" "$size" >/dev/null
       stop_server
-      awk -F, -v n=$((50 * per_conn)) '/raw_syscalls/ { printf "%.3f\n", $1 / n }' "$out"
+      awk -F, -v n=$total '/raw_syscalls/ { printf "%.3f\n", $1 / n }' "$out"
       ;;
     callgrind)
       start_server "$log" valgrind --tool=callgrind --callgrind-out-file="$out" "$bin/$server" "$addr"
-      "$bin/echo_client" "$addr" 10 "$per_conn" 64 >/dev/null
+      "$bin/echo_client" "$addr" "$conns" "$per_conn" "$size" >/dev/null
       stop_server
-      awk -v n=$((10 * per_conn)) '/^summary:/ { printf "%.0f\n", $2 / n }' "$out"
+      awk -v n=$total '/^summary:/ { printf "%.0f\n", $2 / n }' "$out"
       ;;
     throughput)
       start_server "$log" taskset -c 0 "$bin/$server" "$addr"
-      taskset -c 1 "$bin/echo_client" "$addr" 50 "$per_conn" 64 | sed 's/.*msgs_per_sec=\([0-9]*\).*/\1/'
+      taskset -c 1 "$bin/echo_client" "$addr" "$conns" "$per_conn" "$size" | sed 's/.*msgs_per_sec=\([0-9]*\).*/\1/'
+      stop_server
+      ;;
+    cpu)
+      start_server "$log" perf stat -e task-clock -x, -o "$out" taskset -c 0 "$bin/$server" "$addr"
+      taskset -c 1 "$bin/echo_client" "$addr" "$conns" "$per_conn" "$size" >/dev/null
+      stop_server
+      awk -F, -v n=$total '/task-clock/ { printf "%.2f\n", $1 * 1000 / n }' "$out"
+      ;;
+    p99)
+      start_server "$log" taskset -c 0 "$bin/$server" "$addr"
+      taskset -c 1 "$bin/echo_client" "$addr" "$conns" "$per_conn" "$size" | sed 's/.*p99_us=\([0-9]*\).*/\1/'
       stop_server
       ;;
   esac
