@@ -267,26 +267,29 @@ pub(crate) fn spend_budget() {
 /// if it sleeps in epoll), because that future is polled by the loop itself, not queued.
 impl ArcWake for Shared {
     fn wake_by_ref(arc_self: &Arc<Self>) {
-        let already = arc_self.main_woken.swap(true, Ordering::AcqRel);
-        let source = with_current(|c| c.filter(|c| arc_self.is(c)).map(|c| c.core.waking.get()));
-        if already {
-            // Woken twice before its next poll: one poll serves both, so count one wake.
-        } else if let Some(source) = source {
-            with_current(|c| c.map(|c| c.core.counters.woken_by(source)));
-            if arc_self.trace {
-                with_current(|c| {
-                    c.map(|c| c.trace_wake(&format_args!("the block_on future"), source))
-                });
-            }
-        } else {
-            arc_self.counters.woken_remotely();
-            if arc_self.trace {
-                trace(format_args!("the block_on future woken by another thread"));
-            }
+        if arc_self.main_woken.swap(true, Ordering::AcqRel) {
+            // Already woken and not yet polled: one poll serves both wakes, and whoever raised
+            // the flag first also woke the thread if it had to (the runtime's own thread, which
+            // need not, looks at the flag before it parks). So: one wake, counted once.
+            return;
         }
-        if source.is_none() {
-            arc_self.reactor.notify();
-        }
+        with_current(|current| match current {
+            Some(context) if arc_self.is(context) => {
+                let source = context.core.waking.get();
+                context.core.counters.woken_by(source);
+                if arc_self.trace {
+                    context.trace_wake(&format_args!("the block_on future"), source);
+                }
+            }
+            _ => {
+                arc_self.counters.woken_remotely();
+                if arc_self.trace {
+                    trace(format_args!("the block_on future woken by another thread"));
+                }
+                // The runtime may be blocked in epoll: wake it.
+                arc_self.reactor.notify();
+            }
+        });
     }
 }
 
