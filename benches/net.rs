@@ -25,6 +25,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+#[path = "../examples/journey_bench/text.rs"]
+mod text;
+use text::{command_output, xml_escape};
+
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 /// The examples the benchmark runs.
@@ -557,24 +561,10 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 /// A figure for the table: thousands separated when large, two decimals when small.
 fn number(value: f64) -> String {
-    if !value.is_finite() {
-        return "n/a".into();
-    }
-    if value.abs() >= 100.0 || value.fract() == 0.0 {
-        let digits = format!("{:.0}", value.abs());
-        let mut out = String::new();
-        for (i, c) in digits.chars().enumerate() {
-            if i > 0 && (digits.len() - i) % 3 == 0 {
-                out.push(',');
-            }
-            out.push(c);
-        }
-        if value < 0.0 {
-            out.insert(0, '-');
-        }
-        out
-    } else {
+    if value.is_finite() && value.abs() < 100.0 && value.fract() != 0.0 {
         format!("{value:.2}")
+    } else {
+        text::number(value)
     }
 }
 
@@ -665,17 +655,6 @@ fn counts(
         figures.push(Figure::from_pairs(name.to_string(), Better::Lower, &pairs));
     }
     Ok(())
-}
-
-/// The output of a command, trimmed, or `unknown`.
-fn command_output(program: &str, args: &[&str]) -> String {
-    Command::new(program)
-        .args(args)
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "unknown".into())
 }
 
 /// Writes `docs/benchmarks.md` and `docs/benchmarks.svg`.
@@ -836,10 +815,4 @@ fn svg(figures: &[Figure]) -> String {
     }
     out.push_str("</svg>\n");
     out
-}
-
-fn xml_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
