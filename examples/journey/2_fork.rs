@@ -2,8 +2,9 @@
 //!
 //! This is the seeds' multi-process server (다중 접속 서버로의 여정, "멀티 프로세스 서버",
 //! which skips it because Java cannot fork). The parent only accepts; for each connection it
-//! `fork`s a child that runs step 1's echo loop on that one connection and exits. Processes do
-//! not share memory, so a child that crashes takes down only its own client.
+//! `fork`s a child that runs step 1's echo loop, `common::echo_blocking`, on that one connection
+//! and exits. The loop is the same as in step 1; what changed is who runs it. Processes do not
+//! share memory, so a child that crashes takes down only its own client.
 //!
 //! What it costs: a process per client. `fork` copies the parent's page tables, and the kernel
 //! keeps a process descriptor and a kernel stack for each child; the pages themselves are shared
@@ -21,20 +22,16 @@
 //! then talk to it with `nc 127.0.0.1 8080`, or load it with
 //! `cargo run --release --example echo_client -- 127.0.0.1:8080 10 1000 64`.
 
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io;
+use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-use socket2::{Domain, Socket, Type};
+mod common;
 
 fn main() -> io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:8080".into());
-    let listener = bind(&addr)?;
-    println!("listening on {}", listener.local_addr()?);
-    io::stdout().flush()?;
+    let listener = common::bind(&common::addr_from_args())?;
+    common::announce(&listener)?;
 
     // A child that exits stays a zombie until its parent collects its exit status. Ignoring
     // SIGCHLD tells the kernel we will never ask, so it reaps children as soon as they exit.
@@ -45,13 +42,7 @@ fn main() -> io::Result<()> {
     }
 
     loop {
-        let stream = match listener.accept() {
-            Ok((stream, _peer)) => stream,
-            Err(err) => {
-                back_off_if_out_of_resources(&err);
-                continue;
-            }
-        };
+        let stream = common::accept_blocking(&listener);
         loop {
             // SAFETY: this process has a single thread, so the child starts in a consistent
             // state (no lock is held by a thread that does not exist in the child). The child
@@ -81,44 +72,10 @@ fn serve_child(listener: &TcpListener, stream: TcpStream) -> ! {
     // close it again, since this function never returns and `_exit` runs no destructors.
     unsafe { libc::close(listener.as_raw_fd()) };
     // Any error (a reset, say) ends this client only; exiting closes the connection either way.
-    let status = if echo(stream).is_ok() { 0 } else { 1 };
+    let served = common::echo_blocking(stream);
+    let status = if served.is_ok() { 0 } else { 1 };
     // `_exit`, not `exit` or a return from main: it skips the parent's destructors and atexit
     // handlers, and never flushes stdio buffers copied from the parent a second time.
     // SAFETY: `_exit` is always safe to call; it ends the process.
     unsafe { libc::_exit(status) }
-}
-
-/// Sends back whatever arrives, until the client closes the connection or it fails.
-fn echo(mut stream: TcpStream) -> io::Result<()> {
-    let mut buf = [0; 4096];
-    loop {
-        let n = match stream.read(&mut buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => n,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            Err(err) => return Err(err),
-        };
-        stream.write_all(&buf[..n])?;
-    }
-}
-
-/// Binds a listener with `SO_REUSEADDR` and a backlog of 1024 (std's `bind` asks for 128).
-fn bind(addr: &str) -> io::Result<TcpListener> {
-    let addr: SocketAddr = addr
-        .parse()
-        .map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err))?;
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-    socket.set_reuse_address(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(1024)?;
-    Ok(socket.into())
-}
-
-/// Handles a failed `accept`: out of descriptors or memory, log and sleep rather than spin; any
-/// other error concerns only the connection that failed, and we skip it.
-fn back_off_if_out_of_resources(err: &io::Error) {
-    if let Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) = err.raw_os_error() {
-        eprintln!("accept failed: {err}; retrying in 10 ms");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }

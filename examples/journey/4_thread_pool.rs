@@ -4,7 +4,9 @@
 //! "스레드풀을 사용하여 운영할 수 있지만, 여전히 풀보다 큰 요청을 동시에 처리할 수는 없다"),
 //! which is how Tomcat's old BIO connector and Spring MVC run. The main thread accepts and
 //! pushes each connection onto a queue; a fixed number of workers, started once, take
-//! connections off it and run step 1's blocking echo loop, one connection at a time each.
+//! connections off it and run step 1's blocking echo loop, `common::echo_blocking`, one
+//! connection at a time each. The loop is the same as in steps 1 to 3; what changed is who runs
+//! it, and that there are only so many of them.
 //!
 //! What it costs: a fixed number of threads and stacks, however many clients come, so memory
 //! no longer grows with them (only the queue does, one descriptor per waiting connection).
@@ -21,23 +23,20 @@
 //! `cargo run --release --example echo_client -- 127.0.0.1:8080 10 1000 64` (the last two of the
 //! ten clients wait for a free worker).
 
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io;
+use std::net::TcpStream;
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
-use std::time::Duration;
 
-use socket2::{Domain, Socket, Type};
+mod common;
 
 /// The pool size when neither the second argument nor `JOURNEY_WORKERS` sets one.
 const DEFAULT_WORKERS: usize = 8;
 
 fn main() -> io::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let addr = args.next().unwrap_or_else(|| "127.0.0.1:8080".into());
-    let workers: usize = match args
-        .next()
+    let workers: usize = match std::env::args()
+        .nth(2)
         .or_else(|| std::env::var("JOURNEY_WORKERS").ok())
     {
         Some(n) => n
@@ -47,7 +46,7 @@ fn main() -> io::Result<()> {
             .expect("WORKERS is a positive number"),
         None => DEFAULT_WORKERS,
     };
-    let listener = bind(&addr)?;
+    let listener = common::bind(&common::addr_from_args())?;
 
     // The queue: the acceptor sends, every worker receives. `mpsc` has a single receiver, so
     // the workers share it behind a mutex and take turns waiting on it.
@@ -57,19 +56,16 @@ fn main() -> io::Result<()> {
         let receiver = receiver.clone();
         thread::Builder::new()
             .name(format!("worker-{i}"))
-            .stack_size(64 * 1024) // As in step 3: `echo` needs a few kilobytes.
+            .stack_size(64 * 1024) // As in step 3: `echo_blocking` needs a few kilobytes.
             .spawn(move || work(&receiver))
             .expect("cannot start the worker threads");
     }
-    println!("listening on {}", listener.local_addr()?);
-    io::stdout().flush()?;
+    common::announce(&listener)?;
 
     loop {
-        match listener.accept() {
-            // The workers live as long as the process, so the queue is always open.
-            Ok((stream, _peer)) => queue.send(stream).expect("the workers are gone"),
-            Err(err) => back_off_if_out_of_resources(&err),
-        }
+        let stream = common::accept_blocking(&listener);
+        // The workers live as long as the process, so the queue is always open.
+        queue.send(stream).expect("the workers are gone");
     }
 }
 
@@ -86,44 +82,9 @@ fn work(receiver: &Mutex<Receiver<TcpStream>>) {
         match next {
             // An error (a reset, say) ends only this connection; the worker moves on.
             Ok(stream) => {
-                let _ = echo(stream);
+                let _ = common::echo_blocking(stream);
             }
             Err(_) => return, // The acceptor is gone: no more work will come.
         }
-    }
-}
-
-/// Sends back whatever arrives, until the client closes the connection or it fails.
-fn echo(mut stream: TcpStream) -> io::Result<()> {
-    let mut buf = [0; 4096];
-    loop {
-        let n = match stream.read(&mut buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => n,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            Err(err) => return Err(err),
-        };
-        stream.write_all(&buf[..n])?;
-    }
-}
-
-/// Binds a listener with `SO_REUSEADDR` and a backlog of 1024 (std's `bind` asks for 128).
-fn bind(addr: &str) -> io::Result<TcpListener> {
-    let addr: SocketAddr = addr
-        .parse()
-        .map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err))?;
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-    socket.set_reuse_address(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(1024)?;
-    Ok(socket.into())
-}
-
-/// Handles a failed `accept`: out of descriptors or memory, log and sleep rather than spin; any
-/// other error concerns only the connection that failed, and we skip it.
-fn back_off_if_out_of_resources(err: &io::Error) {
-    if let Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) = err.raw_os_error() {
-        eprintln!("accept failed: {err}; retrying in 10 ms");
-        thread::sleep(Duration::from_millis(10));
     }
 }

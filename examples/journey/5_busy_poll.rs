@@ -6,6 +6,10 @@
 //! `WouldBlock` at once instead of waiting, and let one thread go round and round: accept
 //! whoever is waiting, then try a read on every connection, echo what came, and start over.
 //!
+//! Trying one connection is `common::try_echo`: one read, then as much of the echo as the socket
+//! takes, the rest kept for the next lap. Steps 6 and 7 take the same non-blocking step; what
+//! changes is how they decide which connection to try.
+//!
 //! What it costs: one thread, and per client a socket and its unsent bytes, so thousands of
 //! clients are fine for memory. But the thread never sleeps: with nobody connected it still
 //! calls `accept` in a tight loop, and with N clients every lap makes N `read` calls, nearly all
@@ -17,11 +21,11 @@
 //! `127.0.0.1:8080`), then talk to it with `nc 127.0.0.1 8080`, or load it with
 //! `cargo run --release --example echo_client -- 127.0.0.1:8080 10 1000 64`.
 
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io;
+use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use socket2::{Domain, Socket, Type};
+mod common;
 
 /// A client and the echo we still owe it.
 struct Connection {
@@ -32,13 +36,9 @@ struct Connection {
 }
 
 fn main() -> io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:8080".into());
-    let listener = bind(&addr)?;
+    let listener = common::bind(&common::addr_from_args())?;
     listener.set_nonblocking(true)?;
-    println!("listening on {}", listener.local_addr()?);
-    io::stdout().flush()?;
+    common::announce(&listener)?;
 
     let mut connections: Vec<Connection> = Vec::new();
     let mut buf = [0; 4096];
@@ -55,7 +55,10 @@ fn main() -> io::Result<()> {
         }
         // One lap: give every connection a try, and forget those that closed or failed (a
         // dropped `TcpStream` closes its socket).
-        connections.retain_mut(|conn| matches!(try_echo(conn, &mut buf), Ok(true)));
+        connections.retain_mut(|conn| {
+            let open = common::try_echo(&mut conn.stream, &mut conn.unsent, &mut buf);
+            matches!(open, Ok(true))
+        });
     }
 }
 
@@ -73,60 +76,10 @@ fn accept_all(listener: &TcpListener, connections: &mut Vec<Connection>) -> io::
             }
             // The backlog is empty.
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-            Err(err) if is_out_of_resources(&err) => return Err(err),
+            Err(err) if common::is_out_of_resources(&err) => return Err(err),
             // A client that gave up before we took it (ECONNABORTED, say): skip it, and take
             // the others on the next lap.
             Err(_) => return Ok(()),
         }
     }
-}
-
-/// Tries one read and the writes it calls for, without waiting. Returns whether the
-/// connection is still open.
-fn try_echo(conn: &mut Connection, buf: &mut [u8]) -> io::Result<bool> {
-    // Read more only once the previous bytes are out, so a client that sends but never reads
-    // cannot make us buffer without limit.
-    if conn.unsent.is_empty() {
-        match conn.stream.read(buf) {
-            Ok(0) => return Ok(false), // The client closed its side.
-            Ok(n) => conn.unsent.extend_from_slice(&buf[..n]),
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(true), // Nothing yet.
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => return Ok(true),
-            Err(err) => return Err(err),
-        }
-    }
-    // Write as much as the socket takes; what it does not take waits for the next lap.
-    while !conn.unsent.is_empty() {
-        match conn.stream.write(&conn.unsent) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => {
-                conn.unsent.drain(..n);
-            }
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(err),
-        }
-    }
-    Ok(true)
-}
-
-/// Binds a listener with `SO_REUSEADDR` and a backlog of 1024 (std's `bind` asks for 128).
-fn bind(addr: &str) -> io::Result<TcpListener> {
-    let addr: SocketAddr = addr
-        .parse()
-        .map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err))?;
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-    socket.set_reuse_address(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(1024)?;
-    Ok(socket.into())
-}
-
-/// Whether a failed `accept` means the process is out of file descriptors or memory, in which
-/// case the next `accept` would fail the same way at once.
-fn is_out_of_resources(err: &io::Error) -> bool {
-    matches!(
-        err.raw_os_error(),
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-    )
 }

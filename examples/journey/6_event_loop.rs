@@ -15,6 +15,11 @@
 //! edge-triggered mode we would have to read until `WouldBlock` every time, or never hear of
 //! the rest; that saves `epoll_ctl` calls (ripple's reactor does it) but is easier to get wrong.
 //!
+//! A ready connection takes the same non-blocking step as in steps 5 and 7 (read what is there,
+//! echo what the socket takes, keep the rest), made of the same halves, `common::try_read` and
+//! `common::write_now`; here `Connection::on_ready` spells it out as the state machine. What
+//! changed since step 5 is not the step but who decides when to take it.
+//!
 //! What it costs: one thread, no CPU while idle, and per client a socket, a map entry and, only
 //! while an echo is stuck, its unsent bytes. It scales to thousands of clients. Where it breaks:
 //! everything runs on this one thread, so a slow handler delays every client, and one core is
@@ -26,12 +31,13 @@
 //! `cargo run --release --example echo_client -- 127.0.0.1:8080 10 1000 64`.
 
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io;
+use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use polling::{Event, Events, PollMode, Poller};
-use socket2::{Domain, Socket, Type};
+
+mod common;
 
 /// The listener's key in the poller; connections get keys from 1 up.
 const LISTENER: usize = 0;
@@ -54,10 +60,7 @@ struct Connection {
 }
 
 fn main() -> io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:8080".into());
-    let listener = bind(&addr)?;
+    let listener = common::bind(&common::addr_from_args())?;
     listener.set_nonblocking(true)?;
     let mut connections: HashMap<usize, Connection> = HashMap::new();
     // Declared after the listener and the connections, so it is dropped before them: a socket
@@ -65,8 +68,7 @@ fn main() -> io::Result<()> {
     let poller = Poller::new()?;
     // SAFETY: the listener outlives its registration: it is dropped after the poller.
     unsafe { poller.add_with_mode(&listener, Event::readable(LISTENER), PollMode::Level)? };
-    println!("listening on {}", listener.local_addr()?);
-    io::stdout().flush()?;
+    common::announce(&listener)?;
 
     let mut events = Events::new();
     let mut scratch = vec![0; 4096];
@@ -146,23 +148,21 @@ impl Connection {
         match &mut self.state {
             State::Reading => {
                 // One read per event; if more is waiting, level triggering reports it again.
-                let n = match self.stream.read(scratch) {
-                    Ok(0) => return Ok(false),
-                    Ok(n) => n,
-                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(true),
-                    Err(err) if err.kind() == io::ErrorKind::Interrupted => return Ok(true),
-                    Err(err) => return Err(err),
+                let n = match common::try_read(&mut self.stream, scratch)? {
+                    Some(0) => return Ok(false), // The client closed its side.
+                    Some(n) => n,
+                    None => return Ok(true), // Nothing after all: wait for the next event.
                 };
                 // Echo at once: the send buffer nearly always has room, so we stay in `Reading`
                 // and copy nothing. Only what the socket refuses is kept for later.
-                let written = write_now(&mut self.stream, &scratch[..n])?;
+                let written = common::write_now(&mut self.stream, &scratch[..n])?;
                 if written < n {
                     let buf = scratch[written..n].to_vec();
                     self.state = State::Writing { buf, written: 0 };
                 }
             }
             State::Writing { buf, written } => {
-                *written += write_now(&mut self.stream, &buf[*written..])?;
+                *written += common::write_now(&mut self.stream, &buf[*written..])?;
                 if *written == buf.len() {
                     self.state = State::Reading;
                 }
@@ -170,21 +170,6 @@ impl Connection {
         }
         Ok(true)
     }
-}
-
-/// Writes as much of `bytes` as the socket takes now, and returns how much that was.
-fn write_now(stream: &mut TcpStream, bytes: &[u8]) -> io::Result<usize> {
-    let mut written = 0;
-    while written < bytes.len() {
-        match stream.write(&bytes[written..]) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => written += n,
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(err),
-        }
-    }
-    Ok(written)
 }
 
 /// Accepts every waiting client and registers it, readable, under a fresh key. Returns an error
@@ -200,7 +185,7 @@ fn accept_all(
             Ok((stream, _peer)) => stream,
             // The backlog is empty.
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-            Err(err) if is_out_of_resources(&err) => return Err(err),
+            Err(err) if common::is_out_of_resources(&err) => return Err(err),
             // A client that gave up before we took it (ECONNABORTED, say): skip it. If others
             // wait, the listener is still readable and the next `wait` says so.
             Err(_) => return Ok(()),
@@ -219,25 +204,4 @@ fn accept_all(
             connections.insert(key, Connection { stream, state });
         }
     }
-}
-
-/// Binds a listener with `SO_REUSEADDR` and a backlog of 1024 (std's `bind` asks for 128).
-fn bind(addr: &str) -> io::Result<TcpListener> {
-    let addr: SocketAddr = addr
-        .parse()
-        .map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err))?;
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-    socket.set_reuse_address(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(1024)?;
-    Ok(socket.into())
-}
-
-/// Whether a failed `accept` means the process is out of file descriptors or memory, in which
-/// case the next `accept` would fail the same way at once.
-fn is_out_of_resources(err: &io::Error) -> bool {
-    matches!(
-        err.raw_os_error(),
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-    )
 }

@@ -17,8 +17,9 @@
 //!   registered again, as Tomcat drops a key's interest while a worker holds its socket, so two
 //!   workers never get the same socket.
 //! - The **Worker** threads (the `Executor`'s pool running `SocketProcessor.run`) read what
-//!   arrived, echo it, and give the socket back to the Poller to be re-registered, the way
-//!   Tomcat's processor calls `registerReadInterest` when it needs more input.
+//!   arrived, echo it (step 5's non-blocking step, `common::try_echo`), and give the socket back
+//!   to the Poller to be re-registered, the way Tomcat's processor calls `registerReadInterest`
+//!   when it needs more input.
 //!
 //! What it costs: a fixed number of threads (1 Acceptor, 1 Poller, 8 Workers), no CPU while
 //! idle, and per client a socket and a map entry; thousands of clients are fine. Where it
@@ -32,15 +33,15 @@
 //! `cargo run --release --example echo_client -- 127.0.0.1:8080 10 1000 64`.
 
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io;
+use std::net::{TcpListener, TcpStream};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
-use std::time::Duration;
 
 use polling::{Event, Events};
-use socket2::{Domain, Socket, Type};
+
+mod common;
 
 /// The Worker pool's size. Tomcat's default `maxThreads` is 200, because its workers also run
 /// servlets that block on databases; ours never wait, so a few per core are plenty.
@@ -79,10 +80,7 @@ struct Poller {
 }
 
 fn main() -> io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:8080".into());
-    let listener = bind(&addr)?;
+    let listener = common::bind(&common::addr_from_args())?;
     let poller = Arc::new(Poller {
         selector: polling::Poller::new()?,
         events: Mutex::new(Vec::new()),
@@ -98,8 +96,7 @@ fn main() -> io::Result<()> {
             .spawn(move || work(&poller, &ready))
             .expect("cannot start the Worker threads");
     }
-    println!("listening on {}", listener.local_addr()?);
-    io::stdout().flush()?;
+    common::announce(&listener)?;
     let acceptor_poller = poller.clone();
     thread::Builder::new()
         .name("acceptor".into())
@@ -111,13 +108,7 @@ fn main() -> io::Result<()> {
 /// The Acceptor thread: accept, make non-blocking, hand to the Poller, forever.
 fn accept(listener: &TcpListener, poller: &Poller) {
     for key in 0.. {
-        let stream = match listener.accept() {
-            Ok((stream, _peer)) => stream,
-            Err(err) => {
-                back_off_if_out_of_resources(&err);
-                continue;
-            }
-        };
+        let stream = common::accept_blocking(listener);
         if stream.set_nonblocking(true).is_ok() {
             let unsent = Vec::new();
             poller.add_event(PollerEvent::Register(Connection {
@@ -226,53 +217,13 @@ impl Connection {
         }
     }
 
-    /// Tomcat's `SocketProcessor.run`: one read, then as much of the echo as the socket takes.
-    /// Returns `Ok(false)` once the client has closed its side.
+    /// Tomcat's `SocketProcessor.run`: one read, then as much of the echo as the socket takes,
+    /// which is step 5's `common::try_echo`. Returns `Ok(false)` once the client has closed its
+    /// side.
     fn process(&mut self, scratch: &mut [u8]) -> io::Result<bool> {
         // One read per dispatch: if more is waiting, the re-armed socket fires again at once,
-        // and meanwhile other sockets get their turn with this Worker.
-        if self.unsent.is_empty() {
-            match self.stream.read(scratch) {
-                Ok(0) => return Ok(false),
-                Ok(n) => self.unsent.extend_from_slice(&scratch[..n]),
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(true),
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => return Ok(true),
-                Err(err) => return Err(err),
-            }
-        }
-        // What the socket does not take now waits for the Poller to report it writable.
-        while !self.unsent.is_empty() {
-            match self.stream.write(&self.unsent) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    self.unsent.drain(..n);
-                }
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) => return Err(err),
-            }
-        }
-        Ok(true)
-    }
-}
-
-/// Binds a listener with `SO_REUSEADDR` and a backlog of 1024 (std's `bind` asks for 128).
-fn bind(addr: &str) -> io::Result<TcpListener> {
-    let addr: SocketAddr = addr
-        .parse()
-        .map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err))?;
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-    socket.set_reuse_address(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(1024)?;
-    Ok(socket.into())
-}
-
-/// Handles a failed `accept`: out of descriptors or memory, log and sleep rather than spin; any
-/// other error concerns only the connection that failed, and we skip it.
-fn back_off_if_out_of_resources(err: &io::Error) {
-    if let Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) = err.raw_os_error() {
-        eprintln!("accept failed: {err}; retrying in 10 ms");
-        thread::sleep(Duration::from_millis(10));
+        // and meanwhile other sockets get their turn with this Worker. What the socket does not
+        // take now stays in `unsent` and waits for the Poller to report it writable.
+        common::try_echo(&mut self.stream, &mut self.unsent, scratch)
     }
 }
