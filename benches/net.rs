@@ -744,7 +744,14 @@ fn write_report(
 
 /// A horizontal bar chart of the normalized ratios.
 fn svg(figures: &[Figure]) -> String {
-    let (label_w, chart_w, row_h, top) = (420.0, 440.0, 22.0, 70.0);
+    // Room for the longest label (about 6.3 px a character at 12 px), so none is cut off.
+    let longest = figures
+        .iter()
+        .map(|f| f.name.chars().count() + " (inverted)".len())
+        .max()
+        .unwrap_or(0);
+    let label_w = (longest as f64 * 6.3 + 16.0).max(420.0).round();
+    let (chart_w, row_h, top) = (440.0, 22.0, 70.0);
     let width = label_w + chart_w + 70.0;
     let height = top + row_h * figures.len() as f64 + 40.0;
     let max = figures
