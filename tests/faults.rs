@@ -194,3 +194,55 @@ fn accept_reports_emfile_when_out_of_fds_and_recovers_once_some_are_freed() -> i
         },
     )
 }
+
+/// Wakes a parked thread: a minimal executor for polling a ripple future from a thread that
+/// does not run the runtime.
+struct Unpark(std::thread::Thread);
+
+impl std::task::Wake for Unpark {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+#[test]
+fn a_reader_on_another_thread_sees_eof_that_came_with_its_last_data() -> io::Result<()> {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    use std::time::Instant;
+
+    let rt = ripple::runtime::Runtime::new()?;
+    let (mut client, mut server) = rt.block_on(util::pair_with_std_peer())?;
+    // The runtime sleeps in epoll on its own thread until told to stop.
+    let (stop, stopped) = util::oneshot::<()>();
+    let runtime_thread = std::thread::spawn(move || rt.block_on(stopped));
+    server.write_all(b"hi")?;
+    drop(server);
+    std::thread::sleep(Duration::from_millis(20));
+
+    // Read on this thread, which does not run the runtime: the data comes back short, and the
+    // FIN that came with it must still be found.
+    let waker = Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut buf = [0; 64];
+    let mut results = Vec::new();
+    for _ in 0..2 {
+        let deadline = Instant::now() + util::LIMIT;
+        let mut read = std::pin::pin!(client.read(&mut buf));
+        let n = loop {
+            if let Poll::Ready(n) = read.as_mut().poll(&mut cx) {
+                break n?;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the read hung: the re-check never ran"
+            );
+            std::thread::park_timeout(Duration::from_millis(100));
+        };
+        results.push(n);
+    }
+    assert_eq!(results, [2, 0]);
+    stop.send(());
+    runtime_thread.join().expect("the runtime thread panicked");
+    Ok(())
+}

@@ -83,21 +83,25 @@ fn data_on_a_socket_is_counted_as_an_event_and_a_reactor_wake() -> io::Result<()
 fn wakes_and_spawns_from_other_threads_are_counted_as_such() -> io::Result<()> {
     let rt = Runtime::new()?;
     let handle = rt.handle();
-    let (tx, rx) = util::oneshot();
-    let waiter = rt.spawn(rx);
-    let remote_task = std::thread::spawn(move || {
-        let task = handle.spawn(async { 7 });
-        tx.send(5);
-        task
-    })
-    .join()
-    .expect("the spawning thread panicked");
-    let (got, remote) = rt.block_on(async { (waiter.await.unwrap(), remote_task.await.unwrap()) });
+    let (got, remote) = rt.block_on(async {
+        let (tx, rx) = util::oneshot();
+        let waiter = ripple::spawn(rx);
+        // Let the waiter park on the empty channel first.
+        util::yield_times(3).await;
+        let remote_task = std::thread::spawn(move || {
+            let task = handle.spawn(async { 7 });
+            tx.send(5);
+            task
+        })
+        .join()
+        .expect("the spawning thread panicked");
+        (waiter.await.unwrap(), remote_task.await.unwrap())
+    });
     assert_eq!((got, remote), (Some(5), 7));
     let m = rt.metrics();
     assert_eq!(m.tasks_spawned, 2);
-    // The spawn from the other thread, and (if the waiter had parked) the send's wake.
-    assert!(m.wakes_by_thread >= 1, "{m:?}");
+    // The spawn from the other thread, and the send that woke the parked waiter.
+    assert_eq!(m.wakes_by_thread, 2, "{m:?}");
     Ok(())
 }
 
@@ -202,5 +206,15 @@ fn the_builder_switch_overrides_the_environment() -> io::Result<()> {
         return read_one_message(&Builder::new_current_thread().trace(false).build()?);
     };
     assert!(!stderr.contains("ripple: "), "{stderr}");
+    Ok(())
+}
+
+#[test]
+fn the_builder_switch_turns_the_trace_on_without_the_environment() -> io::Result<()> {
+    let name = "the_builder_switch_turns_the_trace_on_without_the_environment";
+    let Some(stderr) = stderr_of_child(name, None)? else {
+        return read_one_message(&Builder::new_current_thread().trace(true).build()?);
+    };
+    assert!(stderr.contains("ripple: task 1 spawned"), "{stderr}");
     Ok(())
 }

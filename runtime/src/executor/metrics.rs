@@ -52,16 +52,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct Metrics {
     /// Tasks spawned, from any thread.
     pub tasks_spawned: u64,
-    /// Times a task's future was polled (the `block_on` future not included).
+    /// Times a task's future was polled (the `block_on` future not included; an aborted task
+    /// whose future is dropped unpolled is not counted).
     pub polls: u64,
     /// Wakes by the reactor: a source that a task waited on became ready.
     pub wakes_by_reactor: u64,
     /// Wakes by a timer whose deadline came.
     pub wakes_by_timer: u64,
     /// Wakes by a task (or the `block_on` future) while it was being polled on the runtime's
-    /// thread: a channel send, a finished task waking its joiner, a `yield_now`.
+    /// thread: a channel send, a finished task waking its joiner, a `yield_now`. A task woken
+    /// (from anywhere) while it is itself being polled is counted here, once, when the runtime
+    /// queues it again after that poll.
     pub wakes_by_task: u64,
-    /// Wakes from another OS thread (including spawns from a [`Handle`](super::Handle) there).
+    /// Wakes from another OS thread, or from outside the runtime (a spawn from a
+    /// [`Handle`](super::Handle) there, or before `block_on` runs).
     pub wakes_by_thread: u64,
     /// Calls to epoll's wait, blocking or not.
     pub epoll_waits: u64,
@@ -97,8 +101,10 @@ pub(crate) enum WakeSource {
     Timer,
     /// A task, being polled (the trace's next `polled` line names it).
     Task,
-    /// The future passed to `block_on`, being polled.
+    /// The future passed to `block_on`, being polled (and, between polls, the loop itself).
     Main,
+    /// The runtime shutting down: cancelled tasks wake their joiners. Not counted.
+    Shutdown,
 }
 
 impl fmt::Display for WakeSource {
@@ -108,6 +114,7 @@ impl fmt::Display for WakeSource {
             WakeSource::Timer => f.write_str("timer"),
             WakeSource::Task => f.write_str("a task"),
             WakeSource::Main => f.write_str("the block_on future"),
+            WakeSource::Shutdown => f.write_str("the runtime shutting down"),
         }
     }
 }
@@ -116,8 +123,9 @@ impl fmt::Display for WakeSource {
 ///
 /// # Invariant
 /// `tasks_spawned` and `wakes_by_thread` are live (bumped with `fetch_add` by any thread). The
-/// others are copies of a [`LocalCounters`], stored by the runtime's thread each time it waits in
-/// epoll (and when `block_on` returns), so another thread reads them as of that moment.
+/// others are copies of a [`LocalCounters`], stored by the runtime's thread just before and just
+/// after each epoll wait (and when `block_on` returns), so another thread reads them as of the
+/// runtime's last visit to epoll.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     /// Live; it also hands out task ids.
@@ -208,6 +216,7 @@ impl LocalCounters {
             WakeSource::Reactor => &self.wakes_by_reactor,
             WakeSource::Timer => &self.wakes_by_timer,
             WakeSource::Task | WakeSource::Main => &self.wakes_by_task,
+            WakeSource::Shutdown => return,
         };
         add(cell, 1);
     }

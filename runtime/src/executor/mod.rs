@@ -190,7 +190,7 @@ impl Handle {
             _ => {
                 let id = self.shared.counters.spawned();
                 if self.shared.trace {
-                    trace::trace(format_args!("task {id} spawned from another thread"));
+                    trace::trace(format_args!("task {id} spawned from outside the runtime"));
                 }
                 let (task, handle) = new_task(future, self.shared.clone(), id);
                 self.shared.schedule(task);
@@ -201,7 +201,7 @@ impl Handle {
 
     /// What the runtime has done so far; see [`Runtime::metrics`]. Exact on the runtime's own
     /// thread; from another thread, the counts the runtime thread makes itself (polls, wakes on
-    /// its thread, epoll waits, events, timers) are as of its last epoll wait.
+    /// its thread, epoll waits, events, timers) are as of its last visit to epoll.
     pub fn metrics(&self) -> Metrics {
         with_current(|current| match current {
             Some(context) if Arc::ptr_eq(&context.shared, &self.shared) => context.metrics(),

@@ -410,11 +410,16 @@ impl Context {
     #[inline(always)]
     fn run(&self, task: TaskRef) {
         self.core.waking.set(WakeSource::Task);
+        // Only the trace needs the id, and asking a type-erased task costs a call.
+        let id = if self.core.trace { task.id() } else { 0 };
         // `run` contains the future's panics; this contains the rest (an output whose
         // destructor panics when the last reference to a detached task goes away).
         let ran = catch_unwind(AssertUnwindSafe(|| self.with_budget(|| task.run())));
-        let (outcome, id) = ran.unwrap_or((RunOutcome::Panicked, 0));
-        if outcome != RunOutcome::Skipped {
+        let outcome = ran.unwrap_or(RunOutcome::Panicked);
+        if matches!(
+            outcome,
+            RunOutcome::Pending | RunOutcome::Ready | RunOutcome::Panicked
+        ) {
             self.core.counters.polled();
         }
         if self.core.trace {
@@ -483,13 +488,23 @@ impl Context {
             wake_all(&mut wakers);
         }
         let mut events = self.core.events.borrow_mut();
+        // Publish before a wait that may last: other threads then see everything done so far.
+        self.core.counters.publish(&self.shared.counters);
         self.core.waking.set(WakeSource::Reactor);
-        let mut drained = self.core.drained.borrow_mut();
+        // Take the list rather than borrow it across the wait: the wait wakes tasks, and a
+        // waker may run code that drains a source on this thread and pushes to the list.
+        let mut drained = std::mem::take(&mut *self.core.drained.borrow_mut());
         let waited = self
             .shared
             .reactor
             .wait(&mut events, timeout, &mut wakers, &mut drained);
         self.core.waking.set(WakeSource::Main);
+        // Give the (now empty) list its buffer back, unless wakers refilled the cell meanwhile.
+        let mut list = self.core.drained.borrow_mut();
+        if list.is_empty() {
+            *list = drained;
+        }
+        drop(list);
         match waited {
             Ok(count) => {
                 self.core.counters.waited(count);
@@ -504,6 +519,8 @@ impl Context {
     /// Drops every task's future: the runtime is going away. Called on the runtime's thread,
     /// with this context entered, when no task is running.
     pub(crate) fn shutdown(&self) {
+        // Wakes from here on (joiners of cancelled tasks) come from the runtime itself.
+        self.core.waking.set(WakeSource::Shutdown);
         let mut orphans = {
             let mut remote = self
                 .shared

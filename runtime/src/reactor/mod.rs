@@ -218,6 +218,10 @@ impl Reactor {
     pub(crate) fn recheck_later(&self, source: DrainedSource) {
         let mut drained = self.drained.lock().unwrap_or_else(PoisonError::into_inner);
         drained.sources.push(source);
+        drop(drained);
+        // The runtime may be asleep in epoll with nothing else to wake it: the re-check must
+        // run now, or a FIN that came with the data would leave this reader parked.
+        self.notify();
     }
 
     /// Marks readable (stamped with `tick`) every drained source whose peer `poll(2)` finds shut

@@ -51,9 +51,8 @@ pub(crate) trait Schedule: Send + Sync + 'static {
 
 /// The scheduler-facing side of a task, with its future type erased.
 pub(crate) trait Runnable: Send + Sync {
-    /// Polls the future once (or cancels it, if it was aborted), and says what happened to
-    /// which task (the id comes back because the task may be gone when `run` returns).
-    fn run(self: Arc<Self>) -> (RunOutcome, u64);
+    /// Polls the future once (or cancels it, if it was aborted), and says what happened.
+    fn run(self: Arc<Self>) -> RunOutcome;
     /// Drops the future without polling it and completes the task as cancelled. Used when the
     /// runtime shuts down; does nothing to a task that is running or complete.
     fn shutdown(&self);
@@ -198,9 +197,15 @@ where
             let _ = catch_unwind(AssertUnwindSafe(|| waker.wake()));
         }
     }
+}
 
-    /// The body of [`Runnable::run`].
-    fn poll_once(self: Arc<Self>) -> RunOutcome {
+impl<F, S> Runnable for Task<F, S>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    S: Schedule,
+{
+    fn run(self: Arc<Self>) -> RunOutcome {
         // Claim the future: clear SCHEDULED (a wake from now on queues it again) and set RUNNING.
         let claimed = self
             .state
@@ -250,18 +255,6 @@ where
                 RunOutcome::Panicked
             }
         }
-    }
-}
-
-impl<F, S> Runnable for Task<F, S>
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-    S: Schedule,
-{
-    fn run(self: Arc<Self>) -> (RunOutcome, u64) {
-        let id = self.id;
-        (self.poll_once(), id)
     }
 
     fn shutdown(&self) {
