@@ -17,7 +17,8 @@
 #               machine noise moves far less than throughput or latency.
 #   p99         the client's p99 latency in microseconds, pinned as for throughput.
 #
-# Usage: bash benches/echo_counts.sh [strace|perf|callgrind|throughput|all] [PAIRS]
+# Usage: bash benches/echo_counts.sh [MODE ...|all] [PAIRS], MODE one of strace, perf, callgrind,
+# throughput, cpu, p99 (several in quotes: "perf cpu").
 # (default: all, 3 pairs). Needs strace, perf and valgrind for their modes. ECHO_MESSAGES sets the
 # messages per connection (default 2000; `cargo bench --bench net -- --quick` uses fewer);
 # ECHO_CONNECTIONS and ECHO_SIZE change the connections (default 50, or 10 for callgrind) and the
@@ -100,6 +101,10 @@ measure() {
       start_server "$log" taskset -c 0 "$bin/$server" "$addr"
       taskset -c 1 "$bin/echo_client" "$addr" "$conns" "$per_conn" "$size" | sed 's/.*p99_us=\([0-9]*\).*/\1/'
       stop_server
+      ;;
+    *)
+      echo "unknown mode '$mode': use strace, perf, callgrind, throughput, cpu, p99 or all" >&2
+      exit 2
       ;;
   esac
 }

@@ -258,7 +258,11 @@ impl Room {
         let outbox = Arc::new(Outbox::new(capacity));
         {
             let mut clients = lock(&self.clients);
-            let welcome = format!("* welcome, {addr}; {} others here\n", clients.len());
+            let others = match clients.len() {
+                1 => "1 other".to_string(),
+                n => format!("{n} others"),
+            };
+            let welcome = format!("* welcome, {addr}; {others} here\n");
             // The client's task has not polled its outbox yet: there is nobody to wake.
             let _ = outbox.push(welcome.into_bytes().into());
             clients.insert(addr, outbox.clone());

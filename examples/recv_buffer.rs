@@ -154,7 +154,24 @@ fn measure(requested: Option<usize>) -> io::Result<Run> {
         .expect("an IPv4 listener has an IP address");
 
     let sender = thread::spawn(move || send(addr));
-    let (socket, _) = listener.accept()?;
+    // If the sender cannot connect, a plain accept would wait forever: poll for it instead.
+    listener.set_nonblocking(true)?;
+    let socket = loop {
+        match listener.accept() {
+            Ok((socket, _)) => break socket,
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock && !sender.is_finished() => {
+                thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                return Err(match sender.join() {
+                    Ok(Err(err)) => err,
+                    _ => io::Error::other("the sender ended before it connected"),
+                });
+            }
+            Err(err) => return Err(err),
+        }
+    };
+    socket.set_nonblocking(false)?;
     let given = socket.recv_buffer_size()?;
     // Everything that touches the ripple stream runs inside the runtime, which owns its
     // registration with epoll.
@@ -193,7 +210,8 @@ async fn receive(stream: &TcpStream) -> io::Result<(u64, u64)> {
     let (mut bytes, mut reads, mut parks) = (0, 0, 0);
     loop {
         // `poll_read` by hand, to count the `Pending`s: each one sends the task back to the
-        // event loop until epoll reports new data.
+        // event loop until epoll reports new data. (A few are the runtime's I/O budget instead:
+        // after 128 ready reads in one poll, a task yields even though data is waiting.)
         let n = poll_fn(|cx| {
             let poll = stream.poll_read(cx, &mut buf);
             parks += u64::from(poll.is_pending());

@@ -1,5 +1,7 @@
 //! Journey, step 1: a blocking echo server on one thread, serving one client at a time.
 //!
+//! In the guide: chapter 1, `docs/guide/01-blocking.md`.
+//!
 //! This is the seeds' single-process server (다중 접속 서버로의 여정, "단일 프로세스 서버"):
 //! `socket`, `bind`, `listen`, then a loop of `accept` and a blocking `read`/`write` loop on the
 //! accepted connection. It costs one thread and one 4 KiB buffer, and uses no CPU while it waits.

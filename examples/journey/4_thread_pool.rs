@@ -1,5 +1,7 @@
 //! Journey, step 4: a fixed pool of worker threads fed by a queue of accepted connections.
 //!
+//! In the guide: chapter 3, `docs/guide/03-thread-pool.md`.
+//!
 //! This is the seeds' thread pool (다중 접속 서버로의 여정, the drawbacks of "멀티스레드 서버":
 //! "스레드풀을 사용하여 운영할 수 있지만, 여전히 풀보다 큰 요청을 동시에 처리할 수는 없다"),
 //! which is how Tomcat's old BIO connector and Spring MVC run. The main thread accepts and
@@ -39,11 +41,12 @@ fn main() -> io::Result<()> {
         .nth(2)
         .or_else(|| std::env::var("JOURNEY_WORKERS").ok())
     {
-        Some(n) => n
-            .parse()
-            .ok()
-            .filter(|&n| n > 0)
-            .expect("WORKERS is a positive number"),
+        Some(n) => n.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("WORKERS must be a positive number, not {n:?}"),
+            )
+        })?,
         None => DEFAULT_WORKERS,
     };
     let listener = common::bind(&common::addr_from_args())?;

@@ -1,5 +1,7 @@
 //! Journey, step 5: non-blocking sockets polled in a busy loop, all clients on one thread.
 //!
+//! In the guide: chapter 4, `docs/guide/04-non-blocking-and-polling.md`.
+//!
 //! This is the seeds' non-blocking polling model (다중 접속 서버로의 여정, "멀티플렉싱",
 //! "논블로킹 폴링 모델"): why can one thread serve only one client? Because `read` blocks. So
 //! switch every socket to non-blocking mode, where `accept`, `read` and `write` return

@@ -1,5 +1,7 @@
 //! Journey, step 6: an event loop, where epoll tells one thread which sockets are ready.
 //!
+//! In the guide: chapters 5 and 6, `docs/guide/05-epoll.md` and `docs/guide/06-event-loop.md`.
+//!
 //! This is the seeds' non-blocking event model and event loop (다중 접속 서버로의 여정,
 //! "논블로킹 이벤트 모델", "이벤트루프", and "I/O 멀티플렉싱 모델": "여러 소켓을 바라보다가 준비가
 //! 된 소켓부터 반환받아서 데이터를 처리"). Step 5 asked every socket "anything for me?" on every

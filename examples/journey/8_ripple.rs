@@ -1,5 +1,7 @@
 //! Journey, step 8: the same echo server on ripple, an async runtime.
 //!
+//! In the guide: chapter 8, `docs/guide/08-async-await-on-ripple.md`.
+//!
 //! Step 6's event loop, with the state machines written for us. Each connection is a task, a
 //! plain loop of `read` and `write_all` like step 1's; at each `.await` where the socket is not
 //! ready, the compiler-generated state machine saves its place and the runtime's one thread
