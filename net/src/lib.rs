@@ -39,14 +39,17 @@
 )]
 
 mod listener;
+mod ops;
 mod split;
 mod stream;
 
 pub use listener::TcpListener;
 pub use stream::TcpStream;
 
-/// The halves of a split [`TcpStream`], for a reader task and a writer task.
+/// The halves of a split [`TcpStream`], for a reader task and a writer task, and the futures
+/// that reads and writes return.
 pub mod tcp {
+    pub use crate::ops::{Read, ReadExact, Write, WriteAll};
     pub use crate::split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
 }
 

@@ -3,14 +3,13 @@
 //! The reactor keeps a separate waker per direction for each socket, so a task parked on a read
 //! and another parked on a write of the same socket are both woken correctly.
 
-use std::future::poll_fn;
 use std::io;
 use std::net::Shutdown;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use crate::stream::{read_exact, write_all};
+use crate::ops::{Read, ReadExact, Write, WriteAll};
 use crate::TcpStream;
 
 /// The read half of a [`TcpStream::split`].
@@ -82,13 +81,13 @@ macro_rules! read_half {
     ($($half:ty),*) => {$(
         impl $half {
             /// Reads into `buf`; returns how many bytes were read, `0` at end of stream.
-            pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-                poll_fn(|cx| self.0.poll_read(cx, buf)).await
+            pub fn read<'a>(&'a mut self, buf: &'a mut [u8]) -> Read<'a> {
+                Read::new(&self.0, buf)
             }
 
             /// Reads exactly `buf.len()` bytes; `UnexpectedEof` if the stream ends first.
-            pub async fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
-                read_exact(&self.0, buf).await
+            pub fn read_exact<'a>(&'a mut self, buf: &'a mut [u8]) -> ReadExact<'a> {
+                ReadExact::new(&self.0, buf)
             }
         }
 
@@ -109,13 +108,13 @@ macro_rules! write_half {
     ($($half:ty),*) => {$(
         impl $half {
             /// Writes some of `buf`; returns how many bytes were written.
-            pub async fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-                poll_fn(|cx| self.0.poll_write(cx, buf)).await
+            pub fn write<'a>(&'a mut self, buf: &'a [u8]) -> Write<'a> {
+                Write::new(&self.0, buf)
             }
 
             /// Writes all of `buf`.
-            pub async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-                write_all(&self.0, buf).await
+            pub fn write_all<'a>(&'a mut self, buf: &'a [u8]) -> WriteAll<'a> {
+                WriteAll::new(&self.0, buf)
             }
 
             /// Does nothing: there is no user-space buffer.

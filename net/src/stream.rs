@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::future::poll_fn;
-use std::io::{self, Read};
+use std::io::{self, Read as _};
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::pin::Pin;
@@ -13,6 +13,7 @@ use ripple_runtime::reactor::Async;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::listener::socket_addr;
+use crate::ops::{Read, ReadExact, Write, WriteAll};
 use crate::split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
 
 /// A TCP connection.
@@ -87,23 +88,23 @@ impl TcpStream {
     }
 
     /// Reads into `buf`; returns how many bytes were read, `0` at end of stream.
-    pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        poll_fn(|cx| self.poll_read(cx, buf)).await
+    pub fn read<'a>(&'a mut self, buf: &'a mut [u8]) -> Read<'a> {
+        Read::new(self, buf)
     }
 
     /// Reads exactly `buf.len()` bytes; `UnexpectedEof` if the stream ends first.
-    pub async fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
-        read_exact(self, buf).await
+    pub fn read_exact<'a>(&'a mut self, buf: &'a mut [u8]) -> ReadExact<'a> {
+        ReadExact::new(self, buf)
     }
 
     /// Writes some of `buf`; returns how many bytes were written.
-    pub async fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        poll_fn(|cx| self.poll_write(cx, buf)).await
+    pub fn write<'a>(&'a mut self, buf: &'a [u8]) -> Write<'a> {
+        Write::new(self, buf)
     }
 
     /// Writes all of `buf`.
-    pub async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        write_all(self, buf).await
+    pub fn write_all<'a>(&'a mut self, buf: &'a [u8]) -> WriteAll<'a> {
+        WriteAll::new(self, buf)
     }
 
     /// Does nothing: writes go straight to the kernel, there is no user-space buffer to flush.
@@ -203,28 +204,6 @@ impl TcpStream {
             OwnedWriteHalf::new(stream),
         )
     }
-}
-
-/// Reads until `buf` is full, for the stream and its halves.
-pub(crate) async fn read_exact(stream: &TcpStream, mut buf: &mut [u8]) -> io::Result<()> {
-    while !buf.is_empty() {
-        match poll_fn(|cx| stream.poll_read(cx, buf)).await? {
-            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
-            n => buf = &mut buf[n..],
-        }
-    }
-    Ok(())
-}
-
-/// Writes all of `buf`, for the stream and its halves.
-pub(crate) async fn write_all(stream: &TcpStream, mut buf: &[u8]) -> io::Result<()> {
-    while !buf.is_empty() {
-        match poll_fn(|cx| stream.poll_write(cx, buf)).await? {
-            0 => return Err(io::ErrorKind::WriteZero.into()),
-            n => buf = &buf[n..],
-        }
-    }
-    Ok(())
 }
 
 impl AsFd for TcpStream {

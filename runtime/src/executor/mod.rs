@@ -28,7 +28,7 @@ use std::sync::Arc;
 use crate::task::{new_task, JoinHandle, Schedule};
 
 pub use metrics::Metrics;
-pub(crate) use scheduler::{poll_budget, spend_budget};
+pub(crate) use scheduler::consume_budget;
 use scheduler::{with_current, Context, Enter, Shared, EVENT_INTERVAL};
 
 /// Configures and creates a [`Runtime`].

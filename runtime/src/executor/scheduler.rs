@@ -13,6 +13,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
 use std::num::NonZeroUsize;
+use std::os::fd::RawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -25,7 +26,7 @@ use polling::Events;
 
 use super::metrics::{Counters, LocalCounters, WakeSource};
 use super::trace::trace;
-use crate::reactor::{wake_all, DrainedSource, Reactor};
+use crate::reactor::{wake_all, Drained, Reactor};
 use crate::slab::Slab;
 use crate::task::{new_task, JoinHandle, RunOutcome, Runnable, Schedule, TaskRef, NOT_OWNED};
 use crate::time::Timers;
@@ -94,7 +95,7 @@ pub(crate) struct Core {
     trace: bool,
     /// Sources a short read drained on this thread since the last wait, for the reactor to
     /// re-check (see `Reactor::recheck_drained`); other threads use the reactor's locked list.
-    drained: RefCell<Vec<DrainedSource>>,
+    drained: RefCell<Drained>,
 }
 
 /// A runtime: the shared half and the thread-local half.
@@ -190,10 +191,10 @@ impl Shared {
     /// Queues a drained source for the reactor's re-check before its next wait: on the
     /// runtime's thread in a plain list, elsewhere under the reactor's lock.
     #[inline]
-    pub(crate) fn recheck_later(&self, source: DrainedSource) {
+    pub(crate) fn recheck_later(&self, fd: RawFd, key: usize) {
         with_current(|current| match current {
-            Some(context) if self.is(context) => context.core.drained.borrow_mut().push(source),
-            _ => self.reactor.recheck_later(source),
+            Some(context) if self.is(context) => context.core.drained.borrow_mut().push(fd, key),
+            _ => self.reactor.recheck_later(fd, key),
         });
     }
 
@@ -207,14 +208,7 @@ impl Schedule for Arc<Shared> {
     fn schedule(&self, task: TaskRef) {
         with_current(|current| match current {
             // On the runtime's own thread: no lock, no syscall.
-            Some(context) if self.is(context) => {
-                let source = context.core.waking.get();
-                context.core.counters.woken_by(source);
-                if context.core.trace {
-                    context.trace_task_wake(&*task, source);
-                }
-                context.core.run_queue.borrow_mut().push_back(task)
-            }
+            Some(context) if self.is(context) => context.push_woken(task),
             _ => {
                 self.counters.woken_remotely();
                 if self.trace {
@@ -222,6 +216,20 @@ impl Schedule for Arc<Shared> {
                 }
                 self.push_remote(task)
             }
+        });
+    }
+
+    #[inline]
+    fn is_local(&self) -> bool {
+        with_current(|current| current.is_some_and(|context| self.is(context)))
+    }
+
+    #[inline]
+    fn schedule_local(task: TaskRef) {
+        with_current(|current| {
+            current
+                .expect("schedule_local is called only where is_local holds")
+                .push_woken(task)
         });
     }
 
@@ -241,26 +249,24 @@ impl Schedule for Arc<Shared> {
     }
 }
 
-/// Ready while the running task has I/O budget left. When it is spent, the task is woken (so it
-/// goes to the back of the run queue) and `Pending` is returned: a socket that is always ready
-/// must not let one task keep the thread forever. Outside a task poll, always ready.
+/// Spends one unit of the running task's I/O budget: an operation found its source ready and is
+/// about to do it. When the budget is spent, the task is woken (so it goes to the back of the run
+/// queue) and `Pending` is returned instead: a socket that is always ready must not let one task
+/// keep the thread forever. Only ready operations are charged, so a task that waits on many
+/// sources is not charged for them. Outside a task poll, the budget is unlimited.
 #[inline]
-pub(crate) fn poll_budget(cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
-    if BUDGET.with(Cell::get) == 0 {
-        cx.waker().wake_by_ref();
-        return std::task::Poll::Pending;
-    }
-    std::task::Poll::Ready(())
-}
-
-/// Spends one unit of the running task's I/O budget: an operation found its source ready.
-/// Only ready operations count, so a task that waits on many sources is not charged for them.
-#[inline]
-pub(crate) fn spend_budget() {
+pub(crate) fn consume_budget(cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
     BUDGET.with(|budget| match budget.get() {
-        UNLIMITED | 0 => {}
-        left => budget.set(left - 1),
-    });
+        0 => {
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+        UNLIMITED => std::task::Poll::Ready(()),
+        left => {
+            budget.set(left - 1);
+            std::task::Poll::Ready(())
+        }
+    })
 }
 
 /// The waker of the future passed to `block_on`: it only raises a flag (and wakes the thread
@@ -317,7 +323,7 @@ impl Context {
             event_interval,
             waking: Cell::new(WakeSource::Main),
             counters: LocalCounters::default(),
-            drained: RefCell::new(Vec::new()),
+            drained: RefCell::new(Drained::default()),
             trace,
         };
         Ok(Context { shared, core })
@@ -337,6 +343,17 @@ impl Context {
         self.own(&task);
         self.core.run_queue.borrow_mut().push_back(task);
         handle
+    }
+
+    /// Queues a task woken on this thread, counting (and tracing) who woke it.
+    #[inline]
+    fn push_woken(&self, task: TaskRef) {
+        let source = self.core.waking.get();
+        self.core.counters.woken_by(source);
+        if self.core.trace {
+            self.trace_task_wake(&*task, source);
+        }
+        self.core.run_queue.borrow_mut().push_back(task)
     }
 
     /// Records `task` in the registry of live tasks.

@@ -104,7 +104,7 @@ impl<T: AsFd> Async<T> {
         if self.source.clear_readiness(event) {
             self.handle
                 .shared
-                .recheck_later((self.as_fd().as_raw_fd(), self.source.key));
+                .recheck_later(self.as_fd().as_raw_fd(), self.source.key);
         }
     }
 

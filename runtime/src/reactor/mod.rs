@@ -35,7 +35,7 @@ use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Waker;
 use std::time::Duration;
@@ -69,6 +69,8 @@ pub(crate) struct Reactor {
     /// Sources whose read readiness a short read cleared since the last wait, on threads other
     /// than the runtime's (which keeps its own list, `Core::drained`, with no lock).
     drained: Mutex<Drained>,
+    /// Whether `drained` may hold entries, so that a wait takes its lock only then.
+    has_drained: AtomicBool,
     /// Whether to print a trace line per event (the runtime's `RIPPLE_TRACE`).
     trace: bool,
 }
@@ -78,26 +80,56 @@ pub(crate) struct Reactor {
 /// `polling` does not report `EPOLLRDHUP`, so when a peer's data and its FIN arrive in one
 /// edge, the short read that returns the data is the last word epoll says about the socket.
 /// One `poll(2)` over all such sources finds the ones whose peer has shut down.
-#[derive(Default)]
-struct Drained {
-    /// The sources, as [`DrainedSource`]s.
-    sources: Vec<DrainedSource>,
-    /// `poll`'s argument, reused between waits.
-    pollfds: Vec<libc::pollfd>,
-}
-
-/// A source to re-check: its fd and its epoll key.
 ///
 /// # Invariant
-/// The fd was registered under the key when the entry was made. It may have been closed (or its
-/// number reused) since: then `poll` reports `POLLNVAL`, or the key no longer matches a live
-/// source and the result is ignored.
-pub(crate) type DrainedSource = (RawFd, usize);
+/// `pollfds[i]` and `keys[i]` describe one source: an fd that was registered under that epoll
+/// key when the entry was made. It may have been closed (or its number reused) since: then
+/// `poll` reports `POLLNVAL`, or the key no longer matches a live source and the result is
+/// ignored.
+#[derive(Default)]
+pub(crate) struct Drained {
+    /// `poll`'s argument, built as sources are drained.
+    pollfds: Vec<libc::pollfd>,
+    /// The epoll key of each entry of `pollfds`.
+    keys: Vec<usize>,
+}
+
+impl Drained {
+    /// Adds the source registered as `fd` under `key`.
+    #[inline]
+    pub(crate) fn push(&mut self, fd: RawFd, key: usize) {
+        // Only a hang-up can hide: new data after the short read raises a fresh edge that epoll
+        // reports anyway, so asking for POLLIN here would only report it twice.
+        self.pollfds.push(libc::pollfd {
+            fd,
+            events: libc::POLLRDHUP,
+            revents: 0,
+        });
+        self.keys.push(key);
+    }
+
+    /// Whether no source waits for a re-check.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Moves every entry of `other` here.
+    fn append(&mut self, other: &mut Drained) {
+        self.pollfds.append(&mut other.pollfds);
+        self.keys.append(&mut other.keys);
+    }
+
+    /// Forgets every entry, keeping the buffers.
+    fn clear(&mut self) {
+        self.pollfds.clear();
+        self.keys.clear();
+    }
+}
 
 impl fmt::Debug for Drained {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Drained")
-            .field("sources", &self.sources.len())
+            .field("sources", &self.keys.len())
             .finish()
     }
 }
@@ -111,6 +143,7 @@ impl Reactor {
             generation: AtomicUsize::new(0),
             tick: AtomicUsize::new(0),
             drained: Mutex::new(Drained::default()),
+            has_drained: AtomicBool::new(false),
             trace,
         })
     }
@@ -166,7 +199,7 @@ impl Reactor {
         events: &mut Events,
         timeout: Option<Duration>,
         wakers: &mut Vec<Waker>,
-        drained: &mut Vec<DrainedSource>,
+        drained: &mut Drained,
     ) -> io::Result<usize> {
         // Sources found closed by the re-check are work to do now: do not block. The re-check
         // and the epoll batch each get a tick of their own, so that a clear based on one cannot
@@ -234,9 +267,10 @@ impl Reactor {
 
     /// Queues a source for a re-check before the next wait, from a thread that does not run
     /// the runtime (the runtime's own thread uses its lock-free list, passed to `wait`).
-    pub(crate) fn recheck_later(&self, source: DrainedSource) {
+    pub(crate) fn recheck_later(&self, fd: RawFd, key: usize) {
         let mut drained = self.drained.lock().unwrap_or_else(PoisonError::into_inner);
-        drained.sources.push(source);
+        drained.push(fd, key);
+        self.has_drained.store(true, Ordering::Release);
         drop(drained);
         // The runtime may be asleep in epoll with nothing else to wake it: the re-check must
         // run now, or a FIN that came with the data would leave this reader parked.
@@ -244,35 +278,25 @@ impl Reactor {
     }
 
     /// Marks readable (stamped with `tick`) every drained source whose peer `poll(2)` finds shut
-    /// down (or hung up, or failed), moving their readers' wakers into `wakers`. Returns how
-    /// many it found.
-    fn recheck_drained(
-        &self,
-        tick: usize,
-        wakers: &mut Vec<Waker>,
-        local: &mut Vec<DrainedSource>,
-    ) -> usize {
-        let mut drained = self.drained.lock().unwrap_or_else(PoisonError::into_inner);
-        if local.is_empty() && drained.sources.is_empty() {
+    /// down (or hung up, or failed), moving their readers' wakers into `wakers`, and empties
+    /// `local` (the runtime thread's list). Returns how many it found.
+    fn recheck_drained(&self, tick: usize, wakers: &mut Vec<Waker>, local: &mut Drained) -> usize {
+        if self.has_drained.load(Ordering::Acquire) {
+            let mut remote = self.drained.lock().unwrap_or_else(PoisonError::into_inner);
+            local.append(&mut remote);
+            self.has_drained.store(false, Ordering::Release);
+        }
+        if local.is_empty() {
             return 0;
         }
-        let Drained { sources, pollfds } = &mut *drained;
-        sources.append(local);
-        pollfds.clear();
-        // Only a hang-up can hide: new data after the short read raises a fresh edge that epoll
-        // reports anyway, so asking for POLLIN here would only report it twice.
-        pollfds.extend(sources.iter().map(|&(fd, _)| libc::pollfd {
-            fd,
-            events: libc::POLLRDHUP,
-            revents: 0,
-        }));
+        let pollfds = &mut local.pollfds;
         // SAFETY: `pollfds` is a valid, exclusively borrowed array of `pollfds.len()` entries,
         // and a zero timeout makes the call return at once. Closed fds only yield POLLNVAL.
         let polled = unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, 0) };
         let mut found = 0;
         if polled != 0 {
             let live = self.sources.lock().unwrap_or_else(PoisonError::into_inner);
-            for (pollfd, &(_, key)) in pollfds.iter().zip(sources.iter()) {
+            for (pollfd, &key) in pollfds.iter().zip(local.keys.iter()) {
                 // If poll itself failed, treat every source as readable: a spurious wake costs
                 // one read, a missed one would hang its task.
                 let readable = polled < 0 || pollfd.revents & !libc::POLLNVAL != 0;
@@ -288,7 +312,7 @@ impl Reactor {
                 }
             }
         }
-        sources.clear();
+        local.clear();
         found
     }
 

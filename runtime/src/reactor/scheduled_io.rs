@@ -6,8 +6,10 @@
 //! the word with the reactor's tick, and a clear only succeeds if the tick is unchanged, so an
 //! edge that arrives while a task is in the middle of a read is never lost.
 
+use std::cell::UnsafeCell;
+use std::fmt;
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::task::{ready, Context, Poll, Waker};
 
@@ -68,7 +70,7 @@ fn shutdown_error() -> io::Error {
     io::Error::other("the ripple runtime that drove this I/O object has shut down")
 }
 
-/// One registered source: its readiness word and its (at most two) waiting tasks.
+/// One registered source: its readiness word and its waiting tasks.
 #[derive(Debug)]
 pub(crate) struct ScheduledIo {
     /// The epoll key: slab index in the low half, generation in the high half. Fixed at creation.
@@ -76,66 +78,139 @@ pub(crate) struct ScheduledIo {
     /// `READABLE | WRITABLE | SHUTDOWN` in the low bits, the tick of the last event above
     /// `TICK_SHIFT`. Set by the reactor, cleared by tasks, always with read-modify-writes.
     readiness: AtomicUsize,
-    /// The tasks parked on this source, one per direction, so that a reader task and a writer
-    /// task can share the source. Wakers are taken under the lock and woken after it is dropped.
-    waiters: Mutex<Waiters>,
+    /// The task parked to read, one slot per direction so that a reader task and a writer task
+    /// can share the source. No lock: see [`WakerSlot`].
+    reader: WakerSlot,
+    /// The task parked to write.
+    writer: WakerSlot,
+    /// Further tasks waiting through a shared reference while another task holds the slot of
+    /// their direction (say, two tasks accepting on one listener). Rare, so they wait here,
+    /// behind a lock, and are woken with the slot's task.
+    others: Mutex<Vec<(Direction, Waker)>>,
+    /// Whether `others` may hold wakers, so that an event looks at the lock only then. Written
+    /// only with `others` locked; read without it (see `wake_others` for why that is enough).
+    has_others: AtomicBool,
     /// Whether to trace parking and clearing (the runtime's `RIPPLE_TRACE`). Fixed at creation.
     trace: bool,
 }
 
-/// The parked tasks of one source.
-#[derive(Debug, Default)]
-struct Waiters {
-    /// Woken when the source becomes readable.
-    reader: Option<Waker>,
-    /// Woken when the source becomes writable.
-    writer: Option<Waker>,
-    /// Further tasks waiting through a shared reference (say, two tasks accepting on one
-    /// listener). Rare, so they stay out of the two slots above; woken with them.
-    others: Vec<(Direction, Waker)>,
+/// The waker of one parked task, shared between that task (which stores it) and the reactor
+/// (which takes it out to wake it), on any threads, with no lock: the protocol of the
+/// `futures` crate's `AtomicWaker`.
+///
+/// `state` says who may touch `waker` right now. `IDLE`: nobody. `REGISTERING`: the task
+/// storing its waker. `WAKING`: the reactor taking it out. A task that finds `WAKING` wakes
+/// itself instead of storing; a reactor that finds `REGISTERING` only adds `WAKING`, and the
+/// registering task, seeing it when it tries to go back to `IDLE`, takes the waker out and wakes
+/// it. Either way the wake is never lost.
+struct WakerSlot {
+    /// `IDLE`, `REGISTERING`, `WAKING`, or `REGISTERING | WAKING`.
+    state: AtomicUsize,
+    /// The parked task's waker.
+    ///
+    /// # Invariant
+    /// Touched only by the thread that moved `state` from `IDLE` to `REGISTERING` or `WAKING`,
+    /// until that thread moves it back to `IDLE`.
+    waker: UnsafeCell<Option<Waker>>,
 }
 
-impl Waiters {
-    /// Parks `waker` for `direction`. Nothing is replaced (and so nothing dropped under the
-    /// lock): a different waker joins `others` instead.
-    fn register(&mut self, direction: Direction, waker: &Waker) {
-        let slot = match direction {
-            Direction::Read => &mut self.reader,
-            Direction::Write => &mut self.writer,
-        };
-        match slot {
-            None => *slot = Some(waker.clone()),
-            Some(old) if old.will_wake(waker) => {}
-            Some(_) => {
-                // Another task holds the slot: queue this one too, once.
-                let known = self
-                    .others
-                    .iter()
-                    .any(|(d, w)| *d == direction && w.will_wake(waker));
-                if !known {
-                    self.others.push((direction, waker.clone()));
-                }
-            }
+/// Nobody is touching the slot's waker.
+const IDLE: usize = 0;
+/// A task is storing its waker.
+const REGISTERING: usize = 1;
+/// The reactor is taking the waker out.
+const WAKING: usize = 2;
+
+// SAFETY: the waker cell is handed to one thread at a time by `state` (see the invariant on
+// `waker`), and `Waker` itself is `Send + Sync`.
+unsafe impl Sync for WakerSlot {}
+
+/// What [`WakerSlot::register`] did.
+#[derive(Debug, PartialEq, Eq)]
+enum Registered {
+    /// The slot holds this task's waker (stored now, or already), or the task was woken.
+    Yes,
+    /// The slot holds another task's waker: the caller must keep this one elsewhere.
+    Occupied,
+}
+
+impl WakerSlot {
+    /// An empty slot.
+    fn new() -> WakerSlot {
+        WakerSlot {
+            state: AtomicUsize::new(IDLE),
+            waker: UnsafeCell::new(None),
         }
     }
 
-    /// Moves the wakers released by `ready` into `wakers`.
-    fn take(&mut self, ready: usize, wakers: &mut Vec<Waker>) {
-        if ready & READABLE != 0 {
-            wakers.extend(self.reader.take());
-        }
-        if ready & WRITABLE != 0 {
-            wakers.extend(self.writer.take());
-        }
-        if !self.others.is_empty() {
-            self.others.retain(|(direction, waker)| {
-                let released = ready & direction.mask() != 0;
-                if released {
-                    wakers.push(waker.clone());
+    /// Stores `waker` in the slot, unless the slot holds another task's waker already (which is
+    /// then left alone: nothing is dropped or replaced here).
+    fn register(&self, waker: &Waker) -> Registered {
+        match self
+            .state
+            .compare_exchange(IDLE, REGISTERING, Ordering::Acquire, Ordering::Acquire)
+        {
+            Ok(_) => {
+                // SAFETY: we moved `state` from IDLE to REGISTERING, so the cell is ours.
+                let slot = unsafe { &mut *self.waker.get() };
+                let registered = match slot {
+                    None => {
+                        *slot = Some(waker.clone());
+                        Registered::Yes
+                    }
+                    Some(old) if old.will_wake(waker) => Registered::Yes,
+                    Some(_) => Registered::Occupied,
+                };
+                let done = self.state.compare_exchange(
+                    REGISTERING,
+                    IDLE,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                );
+                if done.is_err() {
+                    // The reactor came by meanwhile (the state is REGISTERING | WAKING) and
+                    // left the wake to us: take the waker out, give the slot back, wake it.
+                    let woken = slot.take();
+                    self.state.store(IDLE, Ordering::Release);
+                    if let Some(woken) = woken {
+                        woken.wake();
+                    }
                 }
-                !released
-            });
+                registered
+            }
+            // Being woken right now: whoever was parked here is woken already, and the caller
+            // checks readiness again, which the waking side set first.
+            Err(WAKING) => Registered::Yes,
+            // Another task is registering here at this very moment.
+            Err(_) => Registered::Occupied,
         }
+    }
+
+    /// Takes the parked waker out, if there is one and nobody else is touching it. A task that is
+    /// registering at this moment will find `WAKING` and wake itself.
+    #[inline]
+    fn take(&self) -> Option<Waker> {
+        match self.state.fetch_or(WAKING, Ordering::AcqRel) {
+            IDLE => {
+                // SAFETY: we moved `state` from IDLE to WAKING, so the cell is ours.
+                let waker = unsafe { (*self.waker.get()).take() };
+                // A plain store: while WAKING is set, nobody else changes the state (a
+                // registering task backs off, another taker's `fetch_or` adds nothing).
+                self.state.store(IDLE, Ordering::Release);
+                waker
+            }
+            // A task is registering (and will see WAKING and wake itself), or someone else is
+            // taking the waker.
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Debug for WakerSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WakerSlot")
+            .field("state", &self.state.load(Ordering::Relaxed))
+            .finish()
     }
 }
 
@@ -146,8 +221,19 @@ impl ScheduledIo {
         ScheduledIo {
             key,
             readiness: AtomicUsize::new(READABLE | WRITABLE),
-            waiters: Mutex::new(Waiters::default()),
+            reader: WakerSlot::new(),
+            writer: WakerSlot::new(),
+            others: Mutex::new(Vec::new()),
+            has_others: AtomicBool::new(false),
             trace,
+        }
+    }
+
+    /// The slot of `direction`.
+    fn slot(&self, direction: Direction) -> &WakerSlot {
+        match direction {
+            Direction::Read => &self.reader,
+            Direction::Write => &self.writer,
         }
     }
 
@@ -158,22 +244,59 @@ impl ScheduledIo {
 
     /// Records an event (`ready` bits at reactor tick `tick`) and moves the wakers it releases
     /// into `wakers`, for the caller to wake once its locks are dropped.
+    #[inline]
     pub(crate) fn set_readiness(&self, tick: usize, ready: usize, wakers: &mut Vec<Waker>) {
         let tick = (tick << TICK_SHIFT) & !READY_MASK;
         let _ = self
             .readiness
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |cur| {
                 Some((cur & READY_MASK) | ready | tick)
             });
-        let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
-        waiters.take(ready, wakers);
+        self.take_wakers(ready, wakers);
     }
 
-    /// Marks the source dead and releases both waiters; their next poll returns an error.
+    /// Marks the source dead and releases every waiter; their next poll returns an error.
     pub(crate) fn shutdown(&self, wakers: &mut Vec<Waker>) {
-        self.readiness.fetch_or(SHUTDOWN, Ordering::AcqRel);
-        let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
-        waiters.take(READABLE | WRITABLE, wakers);
+        self.readiness.fetch_or(SHUTDOWN, Ordering::SeqCst);
+        self.take_wakers(READABLE | WRITABLE, wakers);
+    }
+
+    /// Moves the wakers of the tasks waiting for `ready` into `wakers`. The caller has just
+    /// published `ready` in the readiness word.
+    #[inline]
+    fn take_wakers(&self, ready: usize, wakers: &mut Vec<Waker>) {
+        if ready & READABLE != 0 {
+            if let Some(waker) = self.reader.take() {
+                wakers.push(waker);
+            }
+        }
+        if ready & WRITABLE != 0 {
+            if let Some(waker) = self.writer.take() {
+                wakers.push(waker);
+            }
+        }
+        // A task that parks in `others` sets the flag and then checks readiness; here readiness
+        // was set and then the flag is read, all four in one total (SeqCst) order. So either
+        // this sees the flag, or that task sees the readiness and does not wait.
+        if self.has_others.load(Ordering::SeqCst) {
+            self.wake_others(ready, wakers);
+        }
+    }
+
+    /// The rare path of `take_wakers`: moves the waiters in `others` that `ready` releases.
+    #[cold]
+    fn wake_others(&self, ready: usize, wakers: &mut Vec<Waker>) {
+        let mut others = self.others.lock().unwrap_or_else(PoisonError::into_inner);
+        others.retain(|(direction, waker)| {
+            let released = ready & direction.mask() != 0;
+            if released {
+                wakers.push(waker.clone());
+            }
+            !released
+        });
+        if others.is_empty() {
+            self.has_others.store(false, Ordering::SeqCst);
+        }
     }
 
     /// Ready if the source is ready in `direction`; otherwise parks the task until it is.
@@ -183,15 +306,15 @@ impl ScheduledIo {
         cx: &mut Context<'_>,
         direction: Direction,
     ) -> Poll<io::Result<ReadyEvent>> {
-        // A task that has done its share of I/O for this poll yields, even if the source is ready.
-        ready!(crate::executor::poll_budget(cx));
         // Fast path: one atomic load when the source is already known to be ready.
         let ready = match self.check(direction) {
             Some(ready) => ready,
             None => ready!(self.park(cx, direction)),
         };
         if ready.is_ok() {
-            crate::executor::spend_budget();
+            // A task that has done its share of I/O for this poll yields, even if the source
+            // is ready.
+            ready!(crate::executor::consume_budget(cx));
         }
         Poll::Ready(ready)
     }
@@ -199,11 +322,12 @@ impl ScheduledIo {
     /// The slow path of `poll_ready`: store the task's waker, then look once more.
     #[inline(never)]
     fn park(&self, cx: &mut Context<'_>, direction: Direction) -> Poll<io::Result<ReadyEvent>> {
-        let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
-        waiters.register(direction, cx.waker());
-        // Check again under the lock: an event that landed after the first check has either set
-        // the bit (seen now) or will take the waker we just stored.
-        match self.check(direction) {
+        if self.slot(direction).register(cx.waker()) == Registered::Occupied {
+            self.park_with_others(cx.waker(), direction);
+        }
+        // Check again: an event that landed after the first check has either set the bit (seen
+        // now) or will take the waker we just stored (the slot's state orders the two).
+        match self.check_seqcst(direction) {
             Some(ready) => Poll::Ready(ready),
             None => {
                 if self.trace {
@@ -214,10 +338,34 @@ impl ScheduledIo {
         }
     }
 
+    /// Parks `waker` in `others`, once, while another task holds the slot of `direction`.
+    #[cold]
+    fn park_with_others(&self, waker: &Waker, direction: Direction) {
+        let mut others = self.others.lock().unwrap_or_else(PoisonError::into_inner);
+        let known = others
+            .iter()
+            .any(|(d, w)| *d == direction && w.will_wake(waker));
+        if !known {
+            others.push((direction, waker.clone()));
+        }
+        self.has_others.store(true, Ordering::SeqCst);
+    }
+
+    /// `check` with the load in the total order of `take_wakers` (see there).
+    #[inline]
+    fn check_seqcst(&self, direction: Direction) -> Option<io::Result<ReadyEvent>> {
+        Self::ready_in(self.readiness.load(Ordering::SeqCst), direction)
+    }
+
     /// The ready event for `direction`, if the bit is set (or an error after shutdown).
     #[inline]
     fn check(&self, direction: Direction) -> Option<io::Result<ReadyEvent>> {
-        let cur = self.readiness.load(Ordering::Acquire);
+        Self::ready_in(self.readiness.load(Ordering::Acquire), direction)
+    }
+
+    /// The ready event for `direction` in the readiness word `cur`.
+    #[inline]
+    fn ready_in(cur: usize, direction: Direction) -> Option<io::Result<ReadyEvent>> {
         if cur & SHUTDOWN != 0 {
             return Some(Err(shutdown_error()));
         }

@@ -45,6 +45,13 @@ pub(crate) type TaskRef = Arc<dyn Runnable>;
 pub(crate) trait Schedule: Send + Sync + 'static {
     /// Queues `task` to be polled. Called from any thread by the task's waker.
     fn schedule(&self, task: TaskRef);
+    /// Whether the calling thread is the one running this scheduler. A waker that finds it is
+    /// can hand its own reference to [`Schedule::schedule_local`] instead of cloning it.
+    fn is_local(&self) -> bool;
+    /// Queues `task` on the scheduler the calling thread runs, which [`Schedule::is_local`] has
+    /// just confirmed is the task's own. It takes no `&self`: the caller's only reference to the
+    /// scheduler lives inside the task it is giving away.
+    fn schedule_local(task: TaskRef);
     /// `task` has completed on this scheduler's thread: forget it.
     fn release(&self, task: &dyn Runnable);
 }
@@ -283,6 +290,21 @@ where
     F::Output: Send + 'static,
     S: Schedule,
 {
+    /// The reactor's and the timers' wake: they own a waker and give it up. On the runtime's
+    /// own thread the reference moves straight into the run queue, with no count to bump.
+    fn wake(self: Arc<Self>) {
+        if transition_to_scheduled(&self.state) {
+            if self.scheduler.is_local() {
+                S::schedule_local(self);
+            } else {
+                // Another thread: `schedule` borrows the scheduler inside this task while the
+                // queued reference may already be running (and dropped) on the runtime's
+                // thread, so queue a clone and drop ours afterwards.
+                self.scheduler.schedule(self.clone());
+            }
+        }
+    }
+
     fn wake_by_ref(arc_self: &Arc<Self>) {
         if transition_to_scheduled(&arc_self.state) {
             arc_self.scheduler.schedule(arc_self.clone());
