@@ -54,24 +54,28 @@ pub struct WriteAll<'a> {
 }
 
 impl<'a> Read<'a> {
+    #[inline]
     pub(crate) fn new(stream: &'a TcpStream, buf: &'a mut [u8]) -> Self {
         Read { stream, buf }
     }
 }
 
 impl<'a> Write<'a> {
+    #[inline]
     pub(crate) fn new(stream: &'a TcpStream, buf: &'a [u8]) -> Self {
         Write { stream, buf }
     }
 }
 
 impl<'a> ReadExact<'a> {
+    #[inline]
     pub(crate) fn new(stream: &'a TcpStream, buf: &'a mut [u8]) -> Self {
         ReadExact { stream, buf }
     }
 }
 
 impl<'a> WriteAll<'a> {
+    #[inline]
     pub(crate) fn new(stream: &'a TcpStream, buf: &'a [u8]) -> Self {
         WriteAll { stream, buf }
     }
@@ -80,6 +84,7 @@ impl<'a> WriteAll<'a> {
 impl Future for Read<'_> {
     type Output = io::Result<usize>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         this.stream.poll_read(cx, this.buf)
@@ -89,6 +94,7 @@ impl Future for Read<'_> {
 impl Future for Write<'_> {
     type Output = io::Result<usize>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         this.stream.poll_write(cx, this.buf)
@@ -98,6 +104,7 @@ impl Future for Write<'_> {
 impl Future for ReadExact<'_> {
     type Output = io::Result<()>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         while !this.buf.is_empty() {
@@ -113,6 +120,7 @@ impl Future for ReadExact<'_> {
 impl Future for WriteAll<'_> {
     type Output = io::Result<()>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         while !this.buf.is_empty() {

@@ -2,9 +2,9 @@
 
 use std::fmt;
 use std::future::poll_fn;
-use std::io::{self, Read as _};
+use std::io;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -88,21 +88,25 @@ impl TcpStream {
     }
 
     /// Reads into `buf`; returns how many bytes were read, `0` at end of stream.
+    #[inline]
     pub fn read<'a>(&'a mut self, buf: &'a mut [u8]) -> Read<'a> {
         Read::new(self, buf)
     }
 
     /// Reads exactly `buf.len()` bytes; `UnexpectedEof` if the stream ends first.
+    #[inline]
     pub fn read_exact<'a>(&'a mut self, buf: &'a mut [u8]) -> ReadExact<'a> {
         ReadExact::new(self, buf)
     }
 
     /// Writes some of `buf`; returns how many bytes were written.
+    #[inline]
     pub fn write<'a>(&'a mut self, buf: &'a [u8]) -> Write<'a> {
         Write::new(self, buf)
     }
 
     /// Writes all of `buf`.
+    #[inline]
     pub fn write_all<'a>(&'a mut self, buf: &'a [u8]) -> WriteAll<'a> {
         WriteAll::new(self, buf)
     }
@@ -118,13 +122,14 @@ impl TcpStream {
     }
 
     /// The polling form of [`read`](Self::read).
+    #[inline]
     pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
         loop {
             let event = ready!(self.io.poll_read_ready(cx))?;
-            match self.io.get_ref().read(buf) {
+            match recv(self.io.as_raw_fd(), buf) {
                 Ok(n) => {
                     // A short read emptied the socket: forget the readiness now rather than pay
                     // a syscall for the `WouldBlock` the next read would get. (The reactor
@@ -144,14 +149,14 @@ impl TcpStream {
     }
 
     /// The polling form of [`write`](Self::write).
+    #[inline]
     pub fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
         loop {
             let event = ready!(self.io.poll_write_ready(cx))?;
-            // MSG_NOSIGNAL: a closed peer gives EPIPE, not a SIGPIPE that kills the process.
-            match self.io.get_ref().send_with_flags(buf, libc::MSG_NOSIGNAL) {
+            match send(self.io.as_raw_fd(), buf) {
                 Ok(n) => {
                     // A short write filled the send buffer.
                     if n < buf.len() {
@@ -204,6 +209,32 @@ impl TcpStream {
             OwnedWriteHalf::new(stream),
         )
     }
+}
+
+/// `recv(2)`, called directly: socket2's `Read` impl does the same two calls deeper, in another
+/// crate, where the compiler cannot inline it into the per-message path.
+#[inline]
+fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the whole call, and the kernel
+    // writes at most that many. A closed or reused fd gives an error or another socket's data,
+    // never memory unsafety.
+    let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+/// `send(2)` with `MSG_NOSIGNAL` (a closed peer gives `EPIPE`, not a `SIGPIPE` that kills the
+/// process), called directly for the same reason as [`recv`].
+#[inline]
+fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for reads of `buf.len()` bytes for the whole call.
+    let n = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
 }
 
 impl AsFd for TcpStream {

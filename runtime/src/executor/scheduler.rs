@@ -364,6 +364,7 @@ impl Context {
 
     /// The next task to poll: usually the local queue's head, but the remote queue's every
     /// `REMOTE_INTERVAL` polls so that it is not starved by a busy local queue.
+    #[inline]
     fn next_task(&self) -> Option<TaskRef> {
         let tick = self.core.tick.get().wrapping_add(1);
         self.core.tick.set(tick);
@@ -375,6 +376,7 @@ impl Context {
     }
 
     /// Pops the local queue's head.
+    #[inline]
     fn pop_local(&self) -> Option<TaskRef> {
         self.core.run_queue.borrow_mut().pop_front()
     }
@@ -469,6 +471,7 @@ impl Context {
         /// Puts the budget back to unlimited even if the poll unwinds.
         struct Reset;
         impl Drop for Reset {
+            #[inline]
             fn drop(&mut self) {
                 BUDGET.with(|budget| budget.set(UNLIMITED));
             }

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::future::poll_fn;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
@@ -31,6 +31,9 @@ pub struct Async<T: AsFd> {
     /// `Some` and registered in the reactor for the whole life of `self`; `Drop` and
     /// `into_inner` delete the registration before giving up the object.
     io: Option<T>,
+    /// `io`'s file descriptor, kept at hand: asking `io` costs a call into its crate on every
+    /// read and write. The same fd for the whole life of `self`, since `io` is never replaced.
+    fd: RawFd,
 }
 
 impl<T: AsFd> Async<T> {
@@ -51,6 +54,7 @@ impl<T: AsFd> Async<T> {
         Ok(Async {
             source,
             handle,
+            fd: io.as_fd().as_raw_fd(),
             io: Some(io),
         })
     }
@@ -102,9 +106,7 @@ impl<T: AsFd> Async<T> {
     #[inline]
     pub fn clear_drained(&self, event: ReadyEvent) {
         if self.source.clear_readiness(event) {
-            self.handle
-                .shared
-                .recheck_later(self.as_fd().as_raw_fd(), self.source.key);
+            self.handle.shared.recheck_later(self.fd, self.source.key);
         }
     }
 
@@ -172,6 +174,14 @@ impl<T: AsFd> Async<T> {
 impl<T: AsFd> AsFd for Async<T> {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.get_ref().as_fd()
+    }
+}
+
+impl<T: AsFd> AsRawFd for Async<T> {
+    /// The I/O object's fd, without a call into its crate: for system calls on the hot path.
+    #[inline]
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd
     }
 }
 

@@ -96,30 +96,34 @@ pub(crate) struct ScheduledIo {
 
 /// The waker of one parked task, shared between that task (which stores it) and the reactor
 /// (which takes it out to wake it), on any threads, with no lock: the protocol of the
-/// `futures` crate's `AtomicWaker`.
+/// `futures` crate's `AtomicWaker`, plus a bit that lets the reactor pass an empty slot by with
+/// one load.
 ///
-/// `state` says who may touch `waker` right now. `IDLE`: nobody. `REGISTERING`: the task
-/// storing its waker. `WAKING`: the reactor taking it out. A task that finds `WAKING` wakes
-/// itself instead of storing; a reactor that finds `REGISTERING` only adds `WAKING`, and the
-/// registering task, seeing it when it tries to go back to `IDLE`, takes the waker out and wakes
-/// it. Either way the wake is never lost.
+/// `state` says who may touch `waker` right now: nobody (`EMPTY` or `FULL`, by whether a waker
+/// is stored), the task storing its waker (`REGISTERING` set), or the reactor taking it out
+/// (`WAKING` set). A task that finds `WAKING` does not store; a reactor that finds
+/// `REGISTERING` only adds `WAKING`, and the registering task, seeing it when it tries to let go,
+/// takes the waker out and wakes it. Either way the wake is never lost.
 struct WakerSlot {
-    /// `IDLE`, `REGISTERING`, `WAKING`, or `REGISTERING | WAKING`.
+    /// `EMPTY` or `FULL`, possibly with `REGISTERING` or `WAKING` on top.
     state: AtomicUsize,
     /// The parked task's waker.
     ///
     /// # Invariant
-    /// Touched only by the thread that moved `state` from `IDLE` to `REGISTERING` or `WAKING`,
-    /// until that thread moves it back to `IDLE`.
+    /// Touched only by the thread that set `REGISTERING` or `WAKING` in `state`, until that
+    /// thread clears it again. `Some` exactly when `state` says `FULL` (or is being changed by
+    /// that thread).
     waker: UnsafeCell<Option<Waker>>,
 }
 
-/// Nobody is touching the slot's waker.
-const IDLE: usize = 0;
+/// No waker is stored and nobody is touching the slot.
+const EMPTY: usize = 0;
 /// A task is storing its waker.
 const REGISTERING: usize = 1;
 /// The reactor is taking the waker out.
 const WAKING: usize = 2;
+/// A waker is stored.
+const FULL: usize = 4;
 
 // SAFETY: the waker cell is handed to one thread at a time by `state` (see the invariant on
 // `waker`), and `Waker` itself is `Send + Sync`.
@@ -128,7 +132,7 @@ unsafe impl Sync for WakerSlot {}
 /// What [`WakerSlot::register`] did.
 #[derive(Debug, PartialEq, Eq)]
 enum Registered {
-    /// The slot holds this task's waker (stored now, or already), or the task was woken.
+    /// The slot holds this task's waker (stored now, or already), or is being woken.
     Yes,
     /// The slot holds another task's waker: the caller must keep this one elsewhere.
     Occupied,
@@ -138,65 +142,83 @@ impl WakerSlot {
     /// An empty slot.
     fn new() -> WakerSlot {
         WakerSlot {
-            state: AtomicUsize::new(IDLE),
+            state: AtomicUsize::new(EMPTY),
             waker: UnsafeCell::new(None),
         }
     }
 
     /// Stores `waker` in the slot, unless the slot holds another task's waker already (which is
     /// then left alone: nothing is dropped or replaced here).
+    ///
+    /// The caller then checks readiness again with a `SeqCst` load: `take` may have passed the
+    /// slot by just before this stored the waker, but then its readiness, set before it looked,
+    /// is what the caller sees.
     fn register(&self, waker: &Waker) -> Registered {
-        match self
-            .state
-            .compare_exchange(IDLE, REGISTERING, Ordering::Acquire, Ordering::Acquire)
-        {
-            Ok(_) => {
-                // SAFETY: we moved `state` from IDLE to REGISTERING, so the cell is ours.
-                let slot = unsafe { &mut *self.waker.get() };
-                let registered = match slot {
-                    None => {
-                        *slot = Some(waker.clone());
-                        Registered::Yes
-                    }
-                    Some(old) if old.will_wake(waker) => Registered::Yes,
-                    Some(_) => Registered::Occupied,
-                };
-                let done = self.state.compare_exchange(
-                    REGISTERING,
-                    IDLE,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                );
-                if done.is_err() {
-                    // The reactor came by meanwhile (the state is REGISTERING | WAKING) and
-                    // left the wake to us: take the waker out, give the slot back, wake it.
-                    let woken = slot.take();
-                    self.state.store(IDLE, Ordering::Release);
-                    if let Some(woken) = woken {
-                        woken.wake();
-                    }
-                }
-                registered
+        let mut idle = self.state.load(Ordering::SeqCst);
+        loop {
+            match idle {
+                EMPTY | FULL => {}
+                // Being woken right now: whoever was parked here is woken already, and the
+                // caller sees the readiness that the waking side set first.
+                _ if idle & REGISTERING == 0 => return Registered::Yes,
+                // Another task is registering here at this very moment.
+                _ => return Registered::Occupied,
             }
-            // Being woken right now: whoever was parked here is woken already, and the caller
-            // checks readiness again, which the waking side set first.
-            Err(WAKING) => Registered::Yes,
-            // Another task is registering here at this very moment.
-            Err(_) => Registered::Occupied,
+            match self.state.compare_exchange(
+                idle,
+                idle | REGISTERING,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => break,
+                Err(actual) => idle = actual,
+            }
         }
+        // SAFETY: we set REGISTERING, so the cell is ours.
+        let slot = unsafe { &mut *self.waker.get() };
+        let registered = match slot {
+            None => {
+                *slot = Some(waker.clone());
+                Registered::Yes
+            }
+            Some(old) if old.will_wake(waker) => Registered::Yes,
+            Some(_) => Registered::Occupied,
+        };
+        let done = self.state.compare_exchange(
+            idle | REGISTERING,
+            FULL,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+        if done.is_err() {
+            // The reactor came by meanwhile (it added WAKING) and left the wake to us: take the
+            // waker out, give the slot back, wake it.
+            let woken = slot.take();
+            self.state.store(EMPTY, Ordering::Release);
+            if let Some(woken) = woken {
+                woken.wake();
+            }
+        }
+        registered
     }
 
     /// Takes the parked waker out, if there is one and nobody else is touching it. A task that is
     /// registering at this moment will find `WAKING` and wake itself.
+    ///
+    /// The caller has just set readiness with a `SeqCst` read-modify-write (see `register`).
     #[inline]
     fn take(&self) -> Option<Waker> {
+        // Nothing parked and nobody registering: nothing to do, and no write to the line.
+        if self.state.load(Ordering::SeqCst) == EMPTY {
+            return None;
+        }
         match self.state.fetch_or(WAKING, Ordering::AcqRel) {
-            IDLE => {
-                // SAFETY: we moved `state` from IDLE to WAKING, so the cell is ours.
+            EMPTY | FULL => {
+                // SAFETY: we set WAKING on an idle slot, so the cell is ours.
                 let waker = unsafe { (*self.waker.get()).take() };
                 // A plain store: while WAKING is set, nobody else changes the state (a
                 // registering task backs off, another taker's `fetch_or` adds nothing).
-                self.state.store(IDLE, Ordering::Release);
+                self.state.store(EMPTY, Ordering::Release);
                 waker
             }
             // A task is registering (and will see WAKING and wake itself), or someone else is
@@ -320,7 +342,7 @@ impl ScheduledIo {
     }
 
     /// The slow path of `poll_ready`: store the task's waker, then look once more.
-    #[inline(never)]
+    #[inline]
     fn park(&self, cx: &mut Context<'_>, direction: Direction) -> Poll<io::Result<ReadyEvent>> {
         if self.slot(direction).register(cx.waker()) == Registered::Occupied {
             self.park_with_others(cx.waker(), direction);
