@@ -109,6 +109,9 @@ pub(crate) enum WakeSource {
     Shutdown,
 }
 
+/// How many [`WakeSource`]s there are.
+const WAKE_SOURCES: usize = WakeSource::Shutdown as usize + 1;
+
 impl fmt::Display for WakeSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -184,12 +187,10 @@ impl Counters {
 pub(crate) struct LocalCounters {
     /// Task polls.
     polls: Cell<u64>,
-    /// Wakes by the reactor.
-    wakes_by_reactor: Cell<u64>,
-    /// Wakes by timers.
-    wakes_by_timer: Cell<u64>,
-    /// Wakes by a task or the `block_on` future.
-    wakes_by_task: Cell<u64>,
+    /// Wakes on this thread, one cell per [`WakeSource`] (indexed by `source as usize`), so that
+    /// counting a wake is one add with no branch. `Task` and `Main` are published together as
+    /// wakes by a task; `Shutdown` is counted but never published.
+    wakes: [Cell<u64>; WAKE_SOURCES],
     /// epoll waits.
     epoll_waits: Cell<u64>,
     /// Events those waits returned.
@@ -214,13 +215,7 @@ impl LocalCounters {
     /// Counts a wake by `source`.
     #[inline]
     pub(crate) fn woken_by(&self, source: WakeSource) {
-        let cell = match source {
-            WakeSource::Reactor => &self.wakes_by_reactor,
-            WakeSource::Timer => &self.wakes_by_timer,
-            WakeSource::Task | WakeSource::Main => &self.wakes_by_task,
-            WakeSource::Shutdown => return,
-        };
-        add(cell, 1);
+        add(&self.wakes[source as usize], 1);
     }
 
     /// Counts an epoll wait that returned `events` events.
@@ -239,9 +234,12 @@ impl LocalCounters {
     pub(crate) fn publish(&self, shared: &Counters) {
         let put = |to: &AtomicU64, from: &Cell<u64>| to.store(from.get(), Ordering::Relaxed);
         put(&shared.polls, &self.polls);
-        put(&shared.wakes_by_reactor, &self.wakes_by_reactor);
-        put(&shared.wakes_by_timer, &self.wakes_by_timer);
-        put(&shared.wakes_by_task, &self.wakes_by_task);
+        let wakes = |source: WakeSource| self.wakes[source as usize].get();
+        let by_task = wakes(WakeSource::Task).wrapping_add(wakes(WakeSource::Main));
+        let set = |to: &AtomicU64, n: u64| to.store(n, Ordering::Relaxed);
+        set(&shared.wakes_by_reactor, wakes(WakeSource::Reactor));
+        set(&shared.wakes_by_timer, wakes(WakeSource::Timer));
+        set(&shared.wakes_by_task, by_task);
         put(&shared.epoll_waits, &self.epoll_waits);
         put(&shared.events, &self.events);
         put(&shared.timers_fired, &self.timers_fired);

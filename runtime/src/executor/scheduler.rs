@@ -429,8 +429,25 @@ impl Context {
     #[inline(always)]
     fn run(&self, task: TaskRef) {
         self.core.waking.set(WakeSource::Task);
-        // Only the trace needs the id, and asking a type-erased task costs a call.
-        let id = if self.core.trace { task.id() } else { 0 };
+        if self.core.trace {
+            return self.run_traced(task);
+        }
+        self.run_counted(task);
+    }
+
+    /// `run` with the trace on: the same, plus a line naming the task and what its poll did.
+    #[cold]
+    #[inline(never)]
+    fn run_traced(&self, task: TaskRef) {
+        // Ask the id first: a task that completes may be freed by the time the poll returns.
+        let id = task.id();
+        let outcome = self.run_counted(task);
+        self.trace_poll(id, outcome);
+    }
+
+    /// Polls `task` and counts the poll, if it was one.
+    #[inline(always)]
+    fn run_counted(&self, task: TaskRef) -> RunOutcome {
         // `run` contains the future's panics; this contains the rest (an output whose
         // destructor panics when the last reference to a detached task goes away).
         let ran = catch_unwind(AssertUnwindSafe(|| self.with_budget(|| task.run())));
@@ -441,9 +458,7 @@ impl Context {
         ) {
             self.core.counters.polled();
         }
-        if self.core.trace {
-            self.trace_poll(id, outcome);
-        }
+        outcome
     }
 
     /// Prints the outcome of a poll. Out of line, so the hot path only tests the flag.

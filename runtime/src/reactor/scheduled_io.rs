@@ -388,13 +388,16 @@ impl ScheduledIo {
     /// The ready event for `direction` in the readiness word `cur`.
     #[inline]
     fn ready_in(cur: usize, direction: Direction) -> Option<io::Result<ReadyEvent>> {
+        // One test for the common answers (ready, or not ready and alive), then sort them out.
+        if cur & (direction.mask() | SHUTDOWN) == 0 {
+            return None;
+        }
         if cur & SHUTDOWN != 0 {
             return Some(Err(shutdown_error()));
         }
-        let ready = cur & direction.mask();
-        (ready != 0).then_some(Ok(ReadyEvent {
+        Some(Ok(ReadyEvent {
             tick: (cur >> TICK_SHIFT) as u32,
-            ready: ready as u8,
+            ready: (cur & direction.mask()) as u8,
         }))
     }
 

@@ -214,10 +214,15 @@ where
 {
     fn run(self: Arc<Self>) -> RunOutcome {
         // Claim the future: clear SCHEDULED (a wake from now on queues it again) and set RUNNING.
+        // Usually the state is exactly SCHEDULED, and one compare-exchange does it.
         let claimed = self
             .state
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
-                (s & (RUNNING | COMPLETE) == 0).then_some((s & !SCHEDULED) | RUNNING)
+            .compare_exchange(SCHEDULED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+            .or_else(|_| {
+                self.state
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+                        (s & (RUNNING | COMPLETE) == 0).then_some((s & !SCHEDULED) | RUNNING)
+                    })
             });
         let Ok(prev) = claimed else {
             return RunOutcome::Skipped;
