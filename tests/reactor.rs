@@ -223,6 +223,45 @@ async fn a_reused_fd_number_gets_its_own_events_and_not_the_old_ones() -> io::Re
     Ok(())
 }
 
+/// Events carry the address of their source, and a source deleted on another thread while the
+/// runtime dispatches a batch that names it must stay allocated until that batch is done. Here
+/// sources with events pending are dropped on a second thread while the runtime keeps
+/// dispatching, round after round; afterwards the reactor still works. This runs the race; a
+/// source freed too early would be a read of freed memory, which only a memory checker (say,
+/// `valgrind` on this test) reliably reports. The unit test
+/// `a_deleted_source_stays_allocated_until_the_next_wait` checks the rule itself.
+#[ripple::test]
+async fn sources_dropped_on_another_thread_during_a_batch_leave_the_rest_working() -> io::Result<()>
+{
+    for _ in 0..50 {
+        let mut doomed = Vec::new();
+        let mut peers = Vec::new();
+        for _ in 0..40 {
+            let (mine, peer) = async_pair()?;
+            drain_readiness(&mine).await?;
+            doomed.push(mine);
+            peers.push(peer);
+        }
+        // Every doomed source gets an event, and they die while the runtime dispatches them.
+        for peer in &peers {
+            peer.get_ref().write_all(b"x")?;
+        }
+        let dropper = std::thread::spawn(move || drop(doomed));
+        while !dropper.is_finished() {
+            yield_times(1).await;
+        }
+        dropper.join().expect("dropping sources does not panic");
+    }
+    // The reactor still delivers to a fresh source.
+    let (a, b) = async_pair()?;
+    drain_readiness(&a).await?;
+    b.get_ref().write_all(b"ok")?;
+    let mut buf = [0; 2];
+    no_hang(a.read_with(|mut s| s.read(&mut buf))).await??;
+    assert_eq!(&buf, b"ok");
+    Ok(())
+}
+
 #[ripple::test]
 async fn async_new_returns_an_error_for_an_fd_epoll_refuses() -> io::Result<()> {
     // epoll does not watch regular files (EPERM).

@@ -26,7 +26,7 @@ use polling::Events;
 
 use super::metrics::{Counters, LocalCounters, WakeSource};
 use super::trace::trace;
-use crate::reactor::{wake_all, Drained, Reactor};
+use crate::reactor::{Drained, Reactor};
 use crate::slab::Slab;
 use crate::task::{new_task, JoinHandle, RunOutcome, Runnable, Schedule, TaskRef, NOT_OWNED};
 use crate::time::Timers;
@@ -529,10 +529,7 @@ impl Context {
         // Take the list rather than borrow it across the wait: the wait wakes tasks, and a
         // waker may run code that drains a source on this thread and pushes to the list.
         let mut drained = std::mem::take(&mut *self.core.drained.borrow_mut());
-        let waited = self
-            .shared
-            .reactor
-            .wait(&mut events, timeout, &mut wakers, &mut drained);
+        let waited = self.shared.reactor.wait(&mut events, timeout, &mut drained);
         self.core.waking.set(WakeSource::Main);
         // Give the (now empty) list its buffer back, unless wakers refilled the cell meanwhile.
         let mut list = self.core.drained.borrow_mut();
@@ -595,5 +592,13 @@ impl Context {
     /// Live tasks (spawned here, not yet complete).
     pub(crate) fn task_count(&self) -> usize {
         self.core.owned.borrow().len()
+    }
+}
+
+/// Wakes every waker in `wakers`, emptying it. A waker that panics is contained, so one
+/// misbehaving task cannot take the reactor down.
+fn wake_all(wakers: &mut Vec<Waker>) {
+    for waker in wakers.drain(..) {
+        let _ = catch_unwind(AssertUnwindSafe(|| waker.wake()));
     }
 }

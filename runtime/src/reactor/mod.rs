@@ -3,9 +3,14 @@
 //! This is the seeds' *Poller thread*, folded into the runtime's own thread. Every I/O source is
 //! added to epoll once, edge-triggered, for both directions, and stays there until it is dropped:
 //! there is no `epoll_ctl` per read or write. When a task's read returns `WouldBlock`, the task
-//! stores its waker in the source's `ScheduledIo` (`scheduled_io.rs`) and returns `Pending`. When the runtime has
-//! nothing left to run, it calls `Reactor::wait`; each event sets a readiness bit and wakes the
-//! parked task, which the executor then polls again.
+//! stores its waker in the source's `ScheduledIo` (`scheduled_io.rs`) and returns `Pending`. When
+//! the runtime has nothing left to run, it calls `Reactor::wait`; each event sets a readiness bit
+//! and wakes the parked task, which the executor then polls again.
+//!
+//! Each event carries the address of its source's `ScheduledIo`, so dispatching it takes no lock
+//! and no lookup. A deleted source stays allocated until the runtime's next wait (see
+//! `Reactor::delete`), so an event that was already on its way names a dead source, never freed
+//! memory or a newer source that reuses the fd number.
 //!
 //! Users reach the reactor through [`Async`], which wraps any non-blocking file descriptor:
 //!
@@ -34,10 +39,8 @@ mod scheduled_io;
 use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::Waker;
 use std::time::Duration;
 
 use polling::{Event, Events, PollMode, Poller};
@@ -49,7 +52,7 @@ pub use async_io::Async;
 pub use scheduled_io::ReadyEvent;
 use scheduled_io::{ScheduledIo, READABLE, WRITABLE};
 
-/// The epoll key holds the slab index in its low half and a generation in its high half.
+/// A source's key holds its slab index in the low half and a generation in the high half.
 const INDEX_BITS: u32 = usize::BITS / 2;
 /// Mask of the slab index in a key.
 const INDEX_MASK: usize = (1 << INDEX_BITS) - 1;
@@ -59,11 +62,18 @@ const INDEX_MASK: usize = (1 << INDEX_BITS) - 1;
 pub(crate) struct Reactor {
     /// The `polling` poller (epoll on Linux).
     poller: Poller,
-    /// Every registered source, by slab index. Locked once per batch of events.
+    /// Every registered source, by slab index, each holding a reference: shutdown reaches them
+    /// all through it, and the re-check of drained sources finds the live ones by key. Locked
+    /// when a source is added or deleted, and on those rare paths; never per event.
     sources: Mutex<Slab<Arc<ScheduledIo>>>,
-    /// Bumped for each registration, so that a reused slab slot gets a new key and a stale event
-    /// for a closed fd (whose number and slot were reused) matches nothing.
+    /// Bumped for each registration, so that a reused slab slot gets a new key, and an entry
+    /// about a deleted source (in the drained list) matches nothing.
     generation: AtomicUsize,
+    /// Sources deleted since the runtime's last wait, kept allocated until its next one: their
+    /// address may still be in an epoll batch being dispatched (see `Reactor::delete`).
+    released: Mutex<Vec<Arc<ScheduledIo>>>,
+    /// Whether `released` may hold sources, so that a wait takes its lock only then.
+    has_released: AtomicBool,
     /// Bumped for each `wait`; stamps readiness so that a clear never erases a newer edge.
     tick: AtomicUsize,
     /// Sources whose read readiness a short read cleared since the last wait, on threads other
@@ -141,6 +151,8 @@ impl Reactor {
             poller: Poller::new()?,
             sources: Mutex::new(Slab::new()),
             generation: AtomicUsize::new(0),
+            released: Mutex::new(Vec::new()),
+            has_released: AtomicBool::new(false),
             tick: AtomicUsize::new(0),
             drained: Mutex::new(Drained::default()),
             has_drained: AtomicBool::new(false),
@@ -165,7 +177,7 @@ impl Reactor {
         // SAFETY: the caller keeps `fd` open until `delete`, as this function's contract says.
         let added = unsafe {
             self.poller
-                .add_with_mode(fd.as_raw_fd(), Event::all(io.key), PollMode::Edge)
+                .add_with_mode(fd.as_raw_fd(), Event::all(io.address()), PollMode::Edge)
         };
         if let Err(err) = added {
             sources.remove(index);
@@ -178,10 +190,28 @@ impl Reactor {
     }
 
     /// Removes `fd` from epoll and forgets its source. Call before closing the fd.
+    ///
+    /// The source is not freed yet: the runtime's thread may be dispatching an epoll batch that
+    /// holds its address right now. The order below makes that safe. epoll forgets the fd first,
+    /// so no wait that starts later reports it; only then does the source join `released`; and
+    /// a wait frees `released` before it calls epoll, after the previous batch was dispatched.
+    /// So every batch that can name the source is done before the source is freed.
     pub(crate) fn delete(&self, fd: BorrowedFd<'_>, io: &ScheduledIo) -> io::Result<()> {
-        let mut sources = self.sources.lock().unwrap_or_else(PoisonError::into_inner);
-        sources.remove(io.key & INDEX_MASK);
-        drop(sources);
+        let deleted = self.poller.delete(fd);
+        let removed = self
+            .sources
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(io.key & INDEX_MASK);
+        if let Some(removed) = removed {
+            // Nobody can wait on a deleted source; a waker left here would keep its task (and
+            // so this runtime) alive from inside the runtime until the next wait, or forever
+            // once the runtime has stopped waiting.
+            removed.forget_waiters();
+            let mut released = self.released.lock().unwrap_or_else(PoisonError::into_inner);
+            released.push(removed);
+            self.has_released.store(true, Ordering::Release);
+        }
         if self.trace {
             trace(format_args!(
                 "source {} deleted: fd {}",
@@ -189,25 +219,42 @@ impl Reactor {
                 fd.as_raw_fd()
             ));
         }
-        self.poller.delete(fd)
+        deleted
+    }
+
+    /// Frees the sources deleted since the last wait: no epoll batch can name them any more.
+    /// Called by `wait` before it calls epoll, on the runtime's thread.
+    fn free_released(&self) {
+        if !self.has_released.load(Ordering::Acquire) {
+            return;
+        }
+        let mut released = self.released.lock().unwrap_or_else(PoisonError::into_inner);
+        let freed = std::mem::take(&mut *released);
+        self.has_released.store(false, Ordering::Release);
+        drop(released);
+        drop(freed);
     }
 
     /// Waits for events (at most `timeout`; `None` blocks until one arrives) and wakes the tasks
     /// parked on the sources that became ready. Returns the number of events.
+    ///
+    /// Only the runtime's own thread calls this, one call at a time: the safety of dispatching
+    /// by address rests on it (see `delete`).
     pub(crate) fn wait(
         &self,
         events: &mut Events,
         timeout: Option<Duration>,
-        wakers: &mut Vec<Waker>,
         drained: &mut Drained,
     ) -> io::Result<usize> {
         // Sources found closed by the re-check are work to do now: do not block. The re-check
         // and the epoll batch each get a tick of their own, so that a clear based on one cannot
         // erase readiness set by the other.
-        let timeout = match self.recheck_drained(self.next_tick(), wakers, drained) {
+        let timeout = match self.recheck_drained(self.next_tick(), drained) {
             0 => timeout,
             _ => Some(Duration::ZERO),
         };
+        // The previous batch is dispatched, and the next is not yet asked for.
+        self.free_released();
         events.clear();
         // `polling`'s wait costs five syscalls even when it must not block (it re-arms a
         // timerfd and its eventfd around `epoll_wait`). A busy runtime looks every 61 polls, so
@@ -219,30 +266,23 @@ impl Reactor {
             }
         }
         let tick = self.next_tick();
-        let trace = self.trace;
         let mut count = 0;
-        let sources = self.sources.lock().unwrap_or_else(PoisonError::into_inner);
         for event in events.iter() {
             count += 1;
-            let Some(io) = sources.get(event.key & INDEX_MASK) else {
-                continue;
-            };
-            // A stale event for a slot that was freed and reused: not this source's.
-            if io.key != event.key {
-                continue;
-            }
+            // SAFETY: the key is the address of a `ScheduledIo` that `add` registered, and it
+            // is still allocated: a deleted source is freed only by `free_released` above, at
+            // the start of a wait after every batch that could name it (see `delete`). A
+            // deleted one is dead but harmless: it has no waiters left to wake.
+            let io = unsafe { &*(event.key as *const ScheduledIo) };
             // `polling` reports hang-up and error as both readable and writable, so both
             // directions wake and see the error from their next read or write.
             let ready = (if event.readable { READABLE } else { 0 })
                 | (if event.writable { WRITABLE } else { 0 });
-            if trace {
-                trace_event(event.key, ready, "");
+            if self.trace {
+                trace_event(io.key, ready, "");
             }
-            io.set_readiness(tick, ready, wakers);
+            io.set_readiness(tick, ready);
         }
-        // Drop the lock before waking: a woken task may register or drop a source.
-        drop(sources);
-        wake_all(wakers);
         Ok(count)
     }
 
@@ -280,7 +320,7 @@ impl Reactor {
     /// Marks readable (stamped with `tick`) every drained source whose peer `poll(2)` finds shut
     /// down (or hung up, or failed), moving their readers' wakers into `wakers`, and empties
     /// `local` (the runtime thread's list). Returns how many it found.
-    fn recheck_drained(&self, tick: usize, wakers: &mut Vec<Waker>, local: &mut Drained) -> usize {
+    fn recheck_drained(&self, tick: usize, local: &mut Drained) -> usize {
         if self.has_drained.load(Ordering::Acquire) {
             let mut remote = self.drained.lock().unwrap_or_else(PoisonError::into_inner);
             local.append(&mut remote);
@@ -293,7 +333,7 @@ impl Reactor {
         // SAFETY: `pollfds` is a valid, exclusively borrowed array of `pollfds.len()` entries,
         // and a zero timeout makes the call return at once. Closed fds only yield POLLNVAL.
         let polled = unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, 0) };
-        let mut found = 0;
+        let mut found = Vec::new();
         if polled != 0 {
             let live = self.sources.lock().unwrap_or_else(PoisonError::into_inner);
             for (pollfd, &key) in pollfds.iter().zip(local.keys.iter()) {
@@ -301,19 +341,20 @@ impl Reactor {
                 // one read, a missed one would hang its task.
                 let readable = polled < 0 || pollfd.revents & !libc::POLLNVAL != 0;
                 match live.get(key & INDEX_MASK) {
-                    Some(io) if readable && io.key == key => {
-                        if self.trace {
-                            trace_event(key, READABLE, " (peer shut down, found by poll)");
-                        }
-                        io.set_readiness(tick, READABLE, wakers);
-                        found += 1;
-                    }
+                    Some(io) if readable && io.key == key => found.push(io.clone()),
                     _ => {}
                 }
             }
         }
         local.clear();
-        found
+        // Wake with the lock dropped: a woken task may add or delete sources.
+        for io in &found {
+            if self.trace {
+                trace_event(io.key, READABLE, " (peer shut down, found by poll)");
+            }
+            io.set_readiness(tick, READABLE);
+        }
+        found.len()
     }
 
     /// Wakes a thread blocked in `Reactor::wait`. Cheap when already notified.
@@ -322,15 +363,21 @@ impl Reactor {
         let _ = self.poller.notify();
     }
 
-    /// Fails every registered source: the runtime is going away.
+    /// Fails every registered source: the runtime is going away. Also frees the deleted
+    /// sources: no wait will come to do it.
     pub(crate) fn shutdown(&self) {
-        let mut wakers = Vec::new();
-        let sources = self.sources.lock().unwrap_or_else(PoisonError::into_inner);
-        for io in sources.iter() {
-            io.shutdown(&mut wakers);
+        let live: Vec<_> = self
+            .sources
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect();
+        // Wake with the lock dropped, as everywhere.
+        for io in live {
+            io.shutdown();
         }
-        drop(sources);
-        wake_all(&mut wakers);
+        self.free_released();
     }
 }
 
@@ -360,10 +407,36 @@ fn trace_event(key: usize, ready: usize, why: &str) {
     ));
 }
 
-/// Wakes every waker in `wakers`, emptying it. A waker that panics is contained, so one
-/// misbehaving task cannot take the reactor down.
-pub(crate) fn wake_all(wakers: &mut Vec<Waker>) {
-    for waker in wakers.drain(..) {
-        let _ = catch_unwind(AssertUnwindSafe(|| waker.wake()));
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+    use std::os::unix::net::UnixStream;
+    use std::sync::Arc;
+
+    #[test]
+    fn a_deleted_source_stays_allocated_until_the_next_wait() -> io::Result<()> {
+        let reactor = Reactor::new(false)?;
+        let (a, b) = UnixStream::pair()?;
+        a.set_nonblocking(true)?;
+        // SAFETY: `a` stays open until after `delete` below.
+        let io = unsafe { reactor.add(a.as_fd())? };
+        let source = Arc::downgrade(&io);
+        // An event for the source is pending when it is deleted.
+        std::io::Write::write_all(&mut &b, b"x")?;
+        reactor.delete(a.as_fd(), &io)?;
+        drop(io);
+        assert!(
+            source.upgrade().is_some(),
+            "freed at delete, while a batch being dispatched may still hold its address"
+        );
+        let mut events = Events::new();
+        reactor.wait(&mut events, Some(Duration::ZERO), &mut Drained::default())?;
+        assert_eq!(events.len(), 0, "a deleted fd reports nothing");
+        assert!(
+            source.upgrade().is_none(),
+            "still allocated after the wait that follows its delete"
+        );
+        Ok(())
     }
 }

@@ -9,6 +9,7 @@
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::task::{ready, Context, Poll, Waker};
@@ -70,10 +71,18 @@ fn shutdown_error() -> io::Error {
     io::Error::other("the ripple runtime that drove this I/O object has shut down")
 }
 
+/// Wakes `waker`. A waker that panics is contained, so one misbehaving task cannot take the
+/// reactor down.
+#[inline]
+fn wake(waker: Waker) {
+    let _ = catch_unwind(AssertUnwindSafe(|| waker.wake()));
+}
+
 /// One registered source: its readiness word and its waiting tasks.
 #[derive(Debug)]
 pub(crate) struct ScheduledIo {
-    /// The epoll key: slab index in the low half, generation in the high half. Fixed at creation.
+    /// The source's name in the reactor's registry: slab index in the low half, generation in
+    /// the high half. Fixed at creation. (epoll knows the source by its address instead.)
     pub(crate) key: usize,
     /// `READABLE | WRITABLE | SHUTDOWN` in the low bits, the tick of the last event above
     /// `TICK_SHIFT`. Set by the reactor, cleared by tasks, always with read-modify-writes.
@@ -259,66 +268,90 @@ impl ScheduledIo {
         }
     }
 
+    /// The source's address: its key in epoll, which hands it back with each event.
+    pub(crate) fn address(&self) -> usize {
+        self as *const ScheduledIo as usize
+    }
+
     /// The slab index part of the key: how the trace names the source.
     fn index(&self) -> usize {
         self.key & super::INDEX_MASK
     }
 
-    /// Records an event (`ready` bits at reactor tick `tick`) and moves the wakers it releases
-    /// into `wakers`, for the caller to wake once its locks are dropped.
+    /// Records an event (`ready` bits at reactor tick `tick`) and wakes the tasks it releases.
+    ///
+    /// The caller holds no lock: waking a task, or dropping the last reference to one, may run
+    /// code that adds or deletes sources.
     #[inline]
-    pub(crate) fn set_readiness(&self, tick: usize, ready: usize, wakers: &mut Vec<Waker>) {
+    pub(crate) fn set_readiness(&self, tick: usize, ready: usize) {
         let tick = (tick << TICK_SHIFT) & !READY_MASK;
         let _ = self
             .readiness
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |cur| {
                 Some((cur & READY_MASK) | ready | tick)
             });
-        self.take_wakers(ready, wakers);
+        self.wake(ready);
     }
 
-    /// Marks the source dead and releases every waiter; their next poll returns an error.
-    pub(crate) fn shutdown(&self, wakers: &mut Vec<Waker>) {
+    /// Marks the source dead and wakes every waiter; their next poll returns an error. The
+    /// caller holds no lock, as for `set_readiness`.
+    pub(crate) fn shutdown(&self) {
         self.readiness.fetch_or(SHUTDOWN, Ordering::SeqCst);
-        self.take_wakers(READABLE | WRITABLE, wakers);
+        self.wake(READABLE | WRITABLE);
     }
 
-    /// Moves the wakers of the tasks waiting for `ready` into `wakers`. The caller has just
-    /// published `ready` in the readiness word.
+    /// Drops every parked waker without waking it: the source was deleted, its I/O object is
+    /// gone, and the reactor keeps the source a little longer (see `Reactor::delete`), which a
+    /// waker, holding its task and so its runtime, must not make a cycle of.
+    pub(crate) fn forget_waiters(&self) {
+        for slot in [&self.reader, &self.writer] {
+            drop(slot.take());
+        }
+        let others =
+            std::mem::take(&mut *self.others.lock().unwrap_or_else(PoisonError::into_inner));
+        drop(others);
+    }
+
+    /// Wakes the tasks waiting for `ready`. The caller has just published `ready` in the
+    /// readiness word.
     #[inline]
-    fn take_wakers(&self, ready: usize, wakers: &mut Vec<Waker>) {
+    fn wake(&self, ready: usize) {
         if ready & READABLE != 0 {
             if let Some(waker) = self.reader.take() {
-                wakers.push(waker);
+                wake(waker);
             }
         }
         if ready & WRITABLE != 0 {
             if let Some(waker) = self.writer.take() {
-                wakers.push(waker);
+                wake(waker);
             }
         }
         // A task that parks in `others` sets the flag and then checks readiness; here readiness
         // was set and then the flag is read, all four in one total (SeqCst) order. So either
         // this sees the flag, or that task sees the readiness and does not wait.
         if self.has_others.load(Ordering::SeqCst) {
-            self.wake_others(ready, wakers);
+            self.wake_others(ready);
         }
     }
 
-    /// The rare path of `take_wakers`: moves the waiters in `others` that `ready` releases.
+    /// The rare path of `wake`: wakes the waiters in `others` that `ready` releases, after
+    /// letting go of their lock.
     #[cold]
-    fn wake_others(&self, ready: usize, wakers: &mut Vec<Waker>) {
+    fn wake_others(&self, ready: usize) {
+        let mut released = Vec::new();
         let mut others = self.others.lock().unwrap_or_else(PoisonError::into_inner);
         others.retain(|(direction, waker)| {
-            let released = ready & direction.mask() != 0;
-            if released {
-                wakers.push(waker.clone());
+            let release = ready & direction.mask() != 0;
+            if release {
+                released.push(waker.clone());
             }
-            !released
+            !release
         });
         if others.is_empty() {
             self.has_others.store(false, Ordering::SeqCst);
         }
+        drop(others);
+        released.into_iter().for_each(wake);
     }
 
     /// Ready if the source is ready in `direction`; otherwise parks the task until it is.
@@ -428,19 +461,36 @@ impl ScheduledIo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures_task::noop_waker;
+    use futures_task::{noop_waker, ArcWake};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    /// A waker that counts its wakes.
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+
+    impl ArcWake for Count {
+        fn wake_by_ref(arc_self: &Arc<Self>) {
+            arc_self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    impl Count {
+        fn get(&self) -> usize {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
 
     #[test]
     fn clear_with_a_stale_tick_keeps_the_newer_edge() {
         let io = ScheduledIo::new(0, false);
         let waker = noop_waker();
         let mut cx = Context::from_waker(&waker);
-        let mut wakers = Vec::new();
         let Poll::Ready(Ok(first)) = io.poll_ready(&mut cx, Direction::Read) else {
             panic!("a new source starts out ready");
         };
         // An edge arrives while the task is reading; the task then sees WouldBlock.
-        io.set_readiness(1, READABLE, &mut wakers);
+        io.set_readiness(1, READABLE);
         io.clear_readiness(first);
         assert!(io.poll_ready(&mut cx, Direction::Read).is_ready());
         // With no new edge, the clear holds and the task parks.
@@ -456,24 +506,96 @@ mod tests {
     #[test]
     fn an_event_releases_only_the_waiter_of_its_direction() {
         let io = ScheduledIo::new(0, false);
-        let waker = noop_waker();
-        let mut cx = Context::from_waker(&waker);
-        let mut wakers = Vec::new();
-        for direction in [Direction::Read, Direction::Write] {
+        let (reader, writer) = (Arc::new(Count::default()), Arc::new(Count::default()));
+        for (direction, count) in [(Direction::Read, &reader), (Direction::Write, &writer)] {
+            let waker = futures_task::waker(count.clone());
+            let mut cx = Context::from_waker(&waker);
             let Poll::Ready(Ok(ev)) = io.poll_ready(&mut cx, direction) else {
                 unreachable!()
             };
             io.clear_readiness(ev);
             assert!(io.poll_ready(&mut cx, direction).is_pending());
         }
-        io.set_readiness(1, WRITABLE, &mut wakers);
-        assert_eq!(wakers.len(), 1);
+        io.set_readiness(1, WRITABLE);
+        assert_eq!((reader.get(), writer.get()), (0, 1));
+        let waker = futures_task::waker(reader.clone());
+        let mut cx = Context::from_waker(&waker);
         assert!(io.poll_ready(&mut cx, Direction::Read).is_pending());
-        io.shutdown(&mut wakers);
-        assert_eq!(wakers.len(), 2, "shutdown releases the reader too");
+        io.shutdown();
+        assert_eq!(reader.get(), 1, "shutdown releases the reader too");
         assert!(matches!(
             io.poll_ready(&mut cx, Direction::Read),
             Poll::Ready(Err(_))
         ));
+    }
+
+    #[test]
+    fn a_second_task_on_one_direction_waits_in_others_and_is_woken_too() {
+        let io = ScheduledIo::new(0, false);
+        let (first, second) = (Arc::new(Count::default()), Arc::new(Count::default()));
+        let Poll::Ready(Ok(ev)) =
+            io.poll_ready(&mut Context::from_waker(&noop_waker()), Direction::Read)
+        else {
+            unreachable!()
+        };
+        io.clear_readiness(ev);
+        for count in [&first, &second] {
+            let waker = futures_task::waker(count.clone());
+            assert!(io
+                .poll_ready(&mut Context::from_waker(&waker), Direction::Read)
+                .is_pending());
+        }
+        io.set_readiness(1, READABLE);
+        assert_eq!((first.get(), second.get()), (1, 1));
+    }
+
+    /// The reactor sets readiness and takes the waker on one thread while a task parks on
+    /// another, at the same moment, round after round. Each round has exactly one event, so a
+    /// lost wake cannot be covered up by the next one: a park must end in a wake, or the park
+    /// must find the source ready.
+    #[test]
+    fn a_park_racing_an_event_is_never_lost() {
+        let io = Arc::new(ScheduledIo::new(0, false));
+        let count = Arc::new(Count::default());
+        let (go, done) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let rounds = 20_000;
+        let reactor = {
+            let (io, go, done) = (io.clone(), go.clone(), done.clone());
+            std::thread::spawn(move || {
+                for round in 1..=rounds {
+                    while go.load(Ordering::SeqCst) < round {
+                        std::hint::spin_loop();
+                    }
+                    io.set_readiness(round, READABLE);
+                    done.store(round, Ordering::SeqCst);
+                }
+            })
+        };
+        let waker = futures_task::waker(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut parked = 0;
+        for round in 1..=rounds {
+            if let Some(Ok(event)) = io.check(Direction::Read) {
+                io.clear_readiness(event);
+            }
+            let before = count.get();
+            go.store(round, Ordering::SeqCst);
+            if io.poll_ready(&mut cx, Direction::Read).is_pending() {
+                parked += 1;
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while count.get() == before {
+                    assert!(
+                        Instant::now() < deadline,
+                        "round {round}: the wake was lost"
+                    );
+                    std::hint::spin_loop();
+                }
+            }
+            while done.load(Ordering::SeqCst) < round {
+                std::hint::spin_loop();
+            }
+        }
+        reactor.join().unwrap();
+        assert!(parked > 0, "no round parked, so the race was never run");
     }
 }
