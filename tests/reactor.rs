@@ -223,13 +223,12 @@ async fn a_reused_fd_number_gets_its_own_events_and_not_the_old_ones() -> io::Re
     Ok(())
 }
 
-/// Events carry the address of their source, and a source deleted on another thread while the
-/// runtime dispatches a batch that names it must stay allocated until that batch is done. Here
-/// sources with events pending are dropped on a second thread while the runtime keeps
-/// dispatching, round after round; afterwards the reactor still works. This runs the race; a
-/// source freed too early would be a read of freed memory, which only a memory checker (say,
-/// `valgrind` on this test) reliably reports. The unit test
-/// `a_deleted_source_stays_allocated_until_the_next_wait` checks the rule itself.
+/// Events carry the address of their source, and a source may be deleted on another thread
+/// while the runtime dispatches a batch that names it. Here sources with events pending are
+/// dropped on a second thread while the runtime keeps dispatching, round after round; afterwards
+/// the reactor still works. This runs the race; the unit test
+/// `a_deleted_source_is_kept_and_reused_and_its_old_key_names_nothing` checks the rule that makes
+/// it safe (a source's memory is never freed while its reactor lives).
 #[ripple::test]
 async fn sources_dropped_on_another_thread_during_a_batch_leave_the_rest_working() -> io::Result<()>
 {
@@ -259,6 +258,60 @@ async fn sources_dropped_on_another_thread_during_a_batch_leave_the_rest_working
     let mut buf = [0; 2];
     no_hang(a.read_with(|mut s| s.read(&mut buf))).await??;
     assert_eq!(&buf, b"ok");
+    Ok(())
+}
+
+/// An I/O object whose `as_fd` answers with a different fd after it was registered.
+struct Fickle {
+    /// The fd registered.
+    first: UnixStream,
+    /// The fd it answers with later.
+    second: UnixStream,
+    /// Whether to answer with `second`.
+    switched: std::cell::Cell<bool>,
+}
+
+impl AsFd for Fickle {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        if self.switched.get() {
+            self.second.as_fd()
+        } else {
+            self.first.as_fd()
+        }
+    }
+}
+
+/// Dropping an `Async<Fickle>` deletes the wrong fd from epoll, and a duplicate keeps the first
+/// fd's file (and so its registration) alive: its events keep coming under the old key after the
+/// source was deleted and its memory reused by a new source. They must not reach the new one.
+#[ripple::test]
+async fn a_registration_that_outlives_its_delete_does_not_wake_the_next_source() -> io::Result<()> {
+    for _ in 0..10 {
+        let (first, mut first_peer) = UnixStream::pair()?;
+        first.set_nonblocking(true)?;
+        let _keeps_the_file_open = first.try_clone()?;
+        let (second, _second_peer) = UnixStream::pair()?;
+        let fickle = Async::new(Fickle {
+            first,
+            second,
+            switched: std::cell::Cell::new(false),
+        })?;
+        fickle.get_ref().switched.set(true);
+        drop(fickle);
+        yield_times(2).await;
+        // Very likely the memory of the source just deleted, under a new generation.
+        let (fresh, _fresh_peer) = UnixStream::pair()?;
+        fresh.set_nonblocking(true)?;
+        let fresh = Async::new(fresh)?;
+        drain_readiness(&fresh).await?;
+        // An event for the stale registration.
+        first_peer.write_all(b"z")?;
+        let woken = ripple::time::timeout(std::time::Duration::from_millis(50), fresh.readable());
+        assert!(
+            woken.await.is_err(),
+            "an event of a deleted registration made a new source readable"
+        );
+    }
     Ok(())
 }
 

@@ -1,8 +1,8 @@
 //! A slab: a `Vec` whose slots are reused, so an index names a live entry.
 //!
-//! Both the executor (the tasks a runtime owns) and the reactor (the I/O sources it watches) keep
-//! their entries in a slab: insertion and removal are O(1), and the index is a small integer that
-//! fits into an epoll event's key.
+//! The executor keeps the tasks a runtime owns in one: insertion and removal are O(1), and a task
+//! remembers its index to take itself out when it completes. (The reactor keeps its sources in a
+//! registry of its own, whose entries are never freed: see `reactor/mod.rs`.)
 
 /// One slot of the slab.
 #[derive(Debug)]
@@ -39,23 +39,6 @@ impl<T> Slab<T> {
         self.len
     }
 
-    /// The index the next [`insert`](Self::insert) will use.
-    pub(crate) fn next_index(&self) -> usize {
-        if self.next_free == usize::MAX {
-            self.entries.len()
-        } else {
-            self.next_free
-        }
-    }
-
-    /// The live values, in index order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
-        self.entries.iter().filter_map(|entry| match entry {
-            Entry::Occupied(value) => Some(value),
-            Entry::Vacant(_) => None,
-        })
-    }
-
     /// Stores `value` and returns its index.
     pub(crate) fn insert(&mut self, value: T) -> usize {
         self.len += 1;
@@ -69,14 +52,6 @@ impl<T> Slab<T> {
             Entry::Occupied(_) => unreachable!("the free list points at an occupied slot"),
         }
         index
-    }
-
-    /// The value at `index`, if that slot is live.
-    pub(crate) fn get(&self, index: usize) -> Option<&T> {
-        match self.entries.get(index) {
-            Some(Entry::Occupied(value)) => Some(value),
-            _ => None,
-        }
     }
 
     /// Removes and returns the value at `index`, if that slot is live.
@@ -117,16 +92,16 @@ mod tests {
         let a = slab.insert("a");
         let b = slab.insert("b");
         assert_eq!(slab.remove(a), Some("a"));
-        assert_eq!(slab.remove(a), None);
-        assert_eq!(slab.get(a), None);
-        assert_eq!(slab.next_index(), a);
+        assert_eq!(slab.remove(a), None, "a stale index misses");
         let c = slab.insert("c");
         assert_eq!(c, a, "the freed slot is reused");
-        assert_eq!(slab.get(b), Some(&"b"));
+        assert_eq!(slab.remove(b), Some("b"));
+        let d = slab.insert("d");
+        assert_eq!(d, b);
         assert_eq!(slab.len(), 2);
         let mut all = slab.drain();
         all.sort();
-        assert_eq!(all, ["b", "c"]);
+        assert_eq!(all, ["c", "d"]);
         assert_eq!(slab.len(), 0);
     }
 }

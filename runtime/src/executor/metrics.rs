@@ -105,7 +105,8 @@ pub(crate) enum WakeSource {
     Task,
     /// The future passed to `block_on`, being polled (and, between polls, the loop itself).
     Main,
-    /// The runtime shutting down: cancelled tasks wake their joiners. Not counted.
+    /// The runtime shutting down: cancelled tasks wake their joiners. Counted, but never
+    /// published.
     Shutdown,
 }
 

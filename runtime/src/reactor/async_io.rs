@@ -31,9 +31,14 @@ pub struct Async<T: AsFd> {
     /// `Some` and registered in the reactor for the whole life of `self`; `Drop` and
     /// `into_inner` delete the registration before giving up the object.
     io: Option<T>,
-    /// `io`'s file descriptor, kept at hand: asking `io` costs a call into its crate on every
-    /// read and write. The same fd for the whole life of `self`, since `io` is never replaced.
+    /// The fd `io` had when it was registered, kept at hand: asking `io` costs a call into its
+    /// crate on every read and write. For every I/O type that owns its fd this is `io`'s fd
+    /// for the whole life of `self`; a type whose `as_fd` changes its answer gets reads and
+    /// writes on the first fd, nothing worse.
     fd: RawFd,
+    /// The registration's key, which names the source in the reactor's re-check of drained
+    /// sources.
+    key: usize,
 }
 
 impl<T: AsFd> Async<T> {
@@ -48,13 +53,15 @@ impl<T: AsFd> Async<T> {
                  (in block_on, #[ripple::main], or a spawned task)",
             )
         })?;
-        // SAFETY: `io` owns the fd and `self.io` keeps it (open) until `Drop` or `into_inner`,
-        // both of which delete the registration first.
-        let source = unsafe { handle.shared.reactor.add(io.as_fd())? };
+        // SAFETY: `self.io` keeps the fd open until `Drop` or `into_inner`, both of which delete
+        // the registration first. (An I/O type whose `as_fd` changes its answer can break that;
+        // `Reactor::add` says why the harm then stays a wasted wake.)
+        let (source, key) = unsafe { handle.shared.reactor.add(io.as_fd())? };
         Ok(Async {
             source,
             handle,
             fd: io.as_fd().as_raw_fd(),
+            key,
             io: Some(io),
         })
     }
@@ -106,7 +113,7 @@ impl<T: AsFd> Async<T> {
     #[inline]
     pub fn clear_drained(&self, event: ReadyEvent) {
         if self.source.clear_readiness(event) {
-            self.handle.shared.recheck_later(self.fd, self.source.key);
+            self.handle.shared.recheck_later(self.fd, self.key);
         }
     }
 

@@ -22,6 +22,20 @@ pub(crate) const READABLE: usize = 1 << 0;
 pub(crate) const WRITABLE: usize = 1 << 1;
 /// The runtime shut down: every wait on this source now fails.
 const SHUTDOWN: usize = 1 << 2;
+/// A key holds the source's address in its low 48 bits, which is all that user-space addresses
+/// use on 64-bit Linux, and the registration's generation above them.
+pub(crate) const GENERATION_SHIFT: u32 = 48;
+/// The address part of a key.
+pub(crate) const ADDRESS_MASK: usize = match 1usize.checked_shl(GENERATION_SHIFT) {
+    Some(bit) => bit - 1,
+    // A 32-bit address fills the key: no room for a generation.
+    None => usize::MAX,
+};
+/// The generations a key can tell apart (65,536 on 64-bit; they wrap around).
+const GENERATION_MASK: usize = match (!ADDRESS_MASK).checked_shr(GENERATION_SHIFT) {
+    Some(mask) => mask,
+    None => 0,
+};
 /// The tick lives above the readiness bits.
 const TICK_SHIFT: u32 = 16;
 /// The readiness bits of the word.
@@ -81,9 +95,12 @@ fn wake(waker: Waker) {
 /// One registered source: its readiness word and its waiting tasks.
 #[derive(Debug)]
 pub(crate) struct ScheduledIo {
-    /// The source's name in the reactor's registry: slab index in the low half, generation in
-    /// the high half. Fixed at creation. (epoll knows the source by its address instead.)
-    pub(crate) key: usize,
+    /// The source's slot in the reactor's registry. Fixed: a deleted source keeps its slot and
+    /// its memory, and a later registration reuses both (see `Reactor::add`).
+    pub(crate) index: usize,
+    /// Bumped each time the slot is reused, so that an event meant for an earlier registration
+    /// is told apart from the current one's (see [`ScheduledIo::key`]).
+    generation: AtomicUsize,
     /// `READABLE | WRITABLE | SHUTDOWN` in the low bits, the tick of the last event above
     /// `TICK_SHIFT`. Set by the reactor, cleared by tasks, always with read-modify-writes.
     readiness: AtomicUsize,
@@ -141,7 +158,7 @@ unsafe impl Sync for WakerSlot {}
 /// What [`WakerSlot::register`] did.
 #[derive(Debug, PartialEq, Eq)]
 enum Registered {
-    /// The slot holds this task's waker (stored now, or already), or is being woken.
+    /// The slot holds this task's waker (stored now, or already), or the task was woken.
     Yes,
     /// The slot holds another task's waker: the caller must keep this one elsewhere.
     Occupied,
@@ -161,15 +178,21 @@ impl WakerSlot {
     ///
     /// The caller then checks readiness again with a `SeqCst` load: `take` may have passed the
     /// slot by just before this stored the waker, but then its readiness, set before it looked,
-    /// is what the caller sees.
+    /// is what the caller sees. That rests on the compare-exchange that sets `REGISTERING` being
+    /// `SeqCst`, like `take`'s first load and the readiness update before it.
     fn register(&self, waker: &Waker) -> Registered {
         let mut idle = self.state.load(Ordering::SeqCst);
         loop {
             match idle {
                 EMPTY | FULL => {}
-                // Being woken right now: whoever was parked here is woken already, and the
-                // caller sees the readiness that the waking side set first.
-                _ if idle & REGISTERING == 0 => return Registered::Yes,
+                // Being woken right now. The readiness that the waking side set first may be
+                // cleared again (by the task it wakes) before the caller looks, so the caller
+                // cannot count on seeing it: wake it, as `AtomicWaker` does, and its next poll
+                // registers again.
+                _ if idle & REGISTERING == 0 => {
+                    waker.wake_by_ref();
+                    return Registered::Yes;
+                }
                 // Another task is registering here at this very moment.
                 _ => return Registered::Occupied,
             }
@@ -248,9 +271,10 @@ impl fmt::Debug for WakerSlot {
 impl ScheduledIo {
     /// A source that is assumed ready both ways: a new socket's first read or write just tries,
     /// and waits only if the kernel answers `WouldBlock` (which then clears the bit).
-    pub(crate) fn new(key: usize, trace: bool) -> Self {
+    pub(crate) fn new(index: usize, trace: bool) -> Self {
         ScheduledIo {
-            key,
+            index,
+            generation: AtomicUsize::new(0),
             readiness: AtomicUsize::new(READABLE | WRITABLE),
             reader: WakerSlot::new(),
             writer: WakerSlot::new(),
@@ -268,14 +292,36 @@ impl ScheduledIo {
         }
     }
 
-    /// The source's address: its key in epoll, which hands it back with each event.
-    pub(crate) fn address(&self) -> usize {
-        self as *const ScheduledIo as usize
+    /// The key of the current registration, as epoll reports it with each event: the source's
+    /// address, with the generation in the bits above it. `None` if the address does not leave
+    /// those bits free (no 64-bit Linux hands out such addresses to user space).
+    pub(crate) fn key(&self) -> Option<usize> {
+        let address = self as *const ScheduledIo as usize;
+        if address & !ADDRESS_MASK != 0 {
+            return None;
+        }
+        let generation = self.generation.load(Ordering::Acquire) & GENERATION_MASK;
+        Some(address | generation.checked_shl(GENERATION_SHIFT).unwrap_or(0))
     }
 
-    /// The slab index part of the key: how the trace names the source.
-    fn index(&self) -> usize {
-        self.key & super::INDEX_MASK
+    /// Whether `key` was made by the current registration (and not an earlier one of this
+    /// memory).
+    #[inline]
+    pub(crate) fn has_generation_of(&self, key: usize) -> bool {
+        let generation = self.generation.load(Ordering::Acquire);
+        generation & GENERATION_MASK == key.checked_shr(GENERATION_SHIFT).unwrap_or(0)
+    }
+
+    /// Ends the current registration: from now on its key names nothing (see
+    /// [`ScheduledIo::has_generation_of`]).
+    pub(crate) fn retire(&self) {
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Gets a retired source ready for a new registration: the optimistic readiness of a new
+    /// source. Its waiters were dropped when it was deleted.
+    pub(crate) fn reuse(&self) {
+        self.readiness.store(READABLE | WRITABLE, Ordering::Release);
     }
 
     /// Records an event (`ready` bits at reactor tick `tick`) and wakes the tasks it releases.
@@ -300,16 +346,19 @@ impl ScheduledIo {
         self.wake(READABLE | WRITABLE);
     }
 
-    /// Drops every parked waker without waking it: the source was deleted, its I/O object is
-    /// gone, and the reactor keeps the source a little longer (see `Reactor::delete`), which a
-    /// waker, holding its task and so its runtime, must not make a cycle of.
+    /// Drops every parked waker without waking it: the source was deleted and its I/O object
+    /// is gone. The reactor keeps the source's memory for a later registration (see
+    /// `Reactor::add`), and a waker left in it would keep its task, and so the runtime, alive.
+    /// The caller holds no lock: dropping the last reference to a task runs its destructors.
     pub(crate) fn forget_waiters(&self) {
         for slot in [&self.reader, &self.writer] {
             drop(slot.take());
         }
-        let others =
-            std::mem::take(&mut *self.others.lock().unwrap_or_else(PoisonError::into_inner));
+        let mut others = self.others.lock().unwrap_or_else(PoisonError::into_inner);
+        let dropped = std::mem::take(&mut *others);
+        self.has_others.store(false, Ordering::SeqCst);
         drop(others);
+        drop(dropped);
     }
 
     /// Wakes the tasks waiting for `ready`. The caller has just published `ready` in the
@@ -328,25 +377,27 @@ impl ScheduledIo {
         }
         // A task that parks in `others` sets the flag and then checks readiness; here readiness
         // was set and then the flag is read, all four in one total (SeqCst) order. So either
-        // this sees the flag, or that task sees the readiness and does not wait.
+        // this sees the flag, or that task sees the readiness and does not wait. (The slots'
+        // `take` relies on the same argument with the slot's state in place of the flag.)
         if self.has_others.load(Ordering::SeqCst) {
             self.wake_others(ready);
         }
     }
 
     /// The rare path of `wake`: wakes the waiters in `others` that `ready` releases, after
-    /// letting go of their lock.
+    /// letting go of their lock (the wakers move out; none is dropped under it).
     #[cold]
     fn wake_others(&self, ready: usize) {
         let mut released = Vec::new();
         let mut others = self.others.lock().unwrap_or_else(PoisonError::into_inner);
-        others.retain(|(direction, waker)| {
-            let release = ready & direction.mask() != 0;
-            if release {
-                released.push(waker.clone());
+        let mut i = 0;
+        while i < others.len() {
+            if ready & others[i].0.mask() != 0 {
+                released.push(others.swap_remove(i).1);
+            } else {
+                i += 1;
             }
-            !release
-        });
+        }
         if others.is_empty() {
             self.has_others.store(false, Ordering::SeqCst);
         }
@@ -406,7 +457,7 @@ impl ScheduledIo {
         self.has_others.store(true, Ordering::SeqCst);
     }
 
-    /// `check` with the load in the total order of `take_wakers` (see there).
+    /// `check` with the load in the total order of `wake` and `WakerSlot::take` (see there).
     #[inline]
     fn check_seqcst(&self, direction: Direction) -> Option<io::Result<ReadyEvent>> {
         Self::ready_in(self.readiness.load(Ordering::SeqCst), direction)
@@ -452,7 +503,7 @@ impl ScheduledIo {
     fn trace_park(&self, direction: Direction) {
         trace(format_args!(
             "source {} not ready to {}: the task parks its waker there",
-            self.index(),
+            self.index,
             direction.verb()
         ));
     }
@@ -558,13 +609,13 @@ mod tests {
         let io = Arc::new(ScheduledIo::new(0, false));
         let count = Arc::new(Count::default());
         let (go, done) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-        let rounds = 20_000;
+        let rounds = 10_000;
         let reactor = {
             let (io, go, done) = (io.clone(), go.clone(), done.clone());
             std::thread::spawn(move || {
                 for round in 1..=rounds {
                     while go.load(Ordering::SeqCst) < round {
-                        std::hint::spin_loop();
+                        std::thread::yield_now();
                     }
                     io.set_readiness(round, READABLE);
                     done.store(round, Ordering::SeqCst);
@@ -588,14 +639,60 @@ mod tests {
                         Instant::now() < deadline,
                         "round {round}: the wake was lost"
                     );
-                    std::hint::spin_loop();
+                    std::thread::yield_now();
                 }
             }
             while done.load(Ordering::SeqCst) < round {
-                std::hint::spin_loop();
+                std::thread::yield_now();
             }
         }
         reactor.join().unwrap();
         assert!(parked > 0, "no round parked, so the race was never run");
+    }
+
+    /// Task A is parked; task B, on another thread, parks on the same direction while the
+    /// reactor is taking A's waker; A runs and clears the readiness before B looks again. B
+    /// found the slot being woken, so it stored nothing: it must be woken itself, or the next
+    /// event has nobody to wake. The steps are played one by one, as two threads could.
+    #[test]
+    fn a_task_that_parks_while_the_slot_is_being_woken_is_woken_itself() {
+        let io = ScheduledIo::new(0, false);
+        let (a, b) = (Arc::new(Count::default()), Arc::new(Count::default()));
+        let (wake_a, wake_b) = (
+            futures_task::waker(a.clone()),
+            futures_task::waker(b.clone()),
+        );
+        let mut cx_a = Context::from_waker(&wake_a);
+        let Poll::Ready(Ok(event)) = io.poll_ready(&mut cx_a, Direction::Read) else {
+            unreachable!("a new source starts out ready")
+        };
+        io.clear_readiness(event);
+        assert!(io.poll_ready(&mut cx_a, Direction::Read).is_pending());
+        // The reactor sets readiness and starts `take`: WAKING is set on A's slot.
+        io.readiness
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |cur| {
+                Some((cur & READY_MASK) | READABLE | (1 << TICK_SHIFT))
+            })
+            .unwrap();
+        assert_eq!(io.reader.state.fetch_or(WAKING, Ordering::AcqRel), FULL);
+        // B registers now and finds WAKING.
+        assert_eq!(io.reader.register(&wake_b), Registered::Yes);
+        // The reactor finishes `take` and wakes A; A reads, gets WouldBlock, clears.
+        // SAFETY: this test plays the reactor, which set WAKING above and owns the cell.
+        let taken = unsafe { (*io.reader.waker.get()).take() };
+        io.reader.state.store(EMPTY, Ordering::Release);
+        taken.expect("A's waker").wake();
+        let Some(Ok(event)) = io.check(Direction::Read) else {
+            unreachable!()
+        };
+        assert!(io.clear_readiness(event));
+        // B's look after registering finds the source not ready: B returns Pending.
+        assert!(io.check_seqcst(Direction::Read).is_none());
+        assert_eq!(a.get(), 1);
+        assert_eq!(
+            b.get(),
+            1,
+            "B parked with its waker stored nowhere, and was not woken"
+        );
     }
 }

@@ -338,10 +338,14 @@ where
                 .unwrap_or_else(PoisonError::into_inner);
             // Check again under the lock: `complete` sets COMPLETE before it takes this lock.
             if self.state.load(Ordering::Acquire) & COMPLETE == 0 {
-                match &*slot {
-                    Some(old) if old.will_wake(cx.waker()) => {}
-                    _ => *slot = Some(cx.waker().clone()),
-                }
+                let replaced = match &*slot {
+                    Some(old) if old.will_wake(cx.waker()) => None,
+                    _ => slot.replace(cx.waker().clone()),
+                };
+                // Drop the old waker after the lock: dropping a waker can run a task's
+                // destructors, which may join this very task.
+                drop(slot);
+                drop(replaced);
                 return Poll::Pending;
             }
         }
