@@ -26,7 +26,7 @@ use polling::Events;
 
 use super::metrics::{Counters, LocalCounters, WakeSource};
 use super::trace::trace;
-use crate::reactor::{Drained, Reactor};
+use crate::reactor::{Drained, Reactor, SourceKey};
 use crate::slab::Slab;
 use crate::task::{new_task, JoinHandle, RunOutcome, Runnable, Schedule, TaskRef, NOT_OWNED};
 use crate::time::Timers;
@@ -191,7 +191,7 @@ impl Shared {
     /// Queues a drained source for the reactor's re-check before its next wait: on the
     /// runtime's thread in a plain list, elsewhere under the reactor's lock.
     #[inline]
-    pub(crate) fn recheck_later(&self, fd: RawFd, key: usize) {
+    pub(crate) fn recheck_later(&self, fd: RawFd, key: SourceKey) {
         with_current(|current| match current {
             Some(context) if self.is(context) => context.core.drained.borrow_mut().push(fd, key),
             _ => self.reactor.recheck_later(fd, key),

@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use super::scheduled_io::{Direction, ReadyEvent, ScheduledIo};
+use super::scheduled_io::{Direction, ReadyEvent, ScheduledIo, SourceKey};
 use crate::executor::Handle;
 
 /// A non-blocking I/O object whose readiness is tracked by the current runtime's reactor.
@@ -33,12 +33,13 @@ pub struct Async<T: AsFd> {
     io: Option<T>,
     /// The fd `io` had when it was registered, kept at hand: asking `io` costs a call into its
     /// crate on every read and write. For every I/O type that owns its fd this is `io`'s fd
-    /// for the whole life of `self`; a type whose `as_fd` changes its answer gets reads and
-    /// writes on the first fd, nothing worse.
+    /// for the whole life of `self`. A type whose `as_fd` changes its answer keeps getting
+    /// readiness for, and the hot-path reads and writes of `net` on, the fd it was registered
+    /// with (see `deregister` for its end).
     fd: RawFd,
     /// The registration's key, which names the source in the reactor's re-check of drained
     /// sources.
-    key: usize,
+    key: SourceKey,
 }
 
 impl<T: AsFd> Async<T> {
@@ -55,7 +56,7 @@ impl<T: AsFd> Async<T> {
         })?;
         // SAFETY: `self.io` keeps the fd open until `Drop` or `into_inner`, both of which delete
         // the registration first. (An I/O type whose `as_fd` changes its answer can break that;
-        // `Reactor::add` says why the harm then stays a wasted wake.)
+        // `Reactor::add` says why the harm then stays small.)
         let (source, key) = unsafe { handle.shared.reactor.add(io.as_fd())? };
         Ok(Async {
             source,
@@ -75,11 +76,19 @@ impl<T: AsFd> Async<T> {
     /// Deletes the registration and gives back the I/O object.
     pub fn into_inner(mut self) -> io::Result<T> {
         let io = self.io.take().expect("Async always holds its I/O object");
-        self.handle
-            .shared
-            .reactor
-            .delete(io.as_fd(), &self.source)?;
+        self.deregister(&io)?;
         Ok(io)
+    }
+
+    /// Deletes the registration of `io`, which `self` held.
+    ///
+    /// epoll is told only if `io` still answers with the fd that was registered: an I/O type
+    /// whose `as_fd` changed its answer would have epoll delete someone else's registration.
+    /// Then the old registration stays until its file closes, and its events are ignored.
+    fn deregister(&self, io: &T) -> io::Result<()> {
+        let fd = io.as_fd();
+        let registered = (fd.as_raw_fd() == self.fd).then_some(fd);
+        self.handle.shared.reactor.delete(registered, &self.source)
     }
 
     /// Ready when the reactor last saw the source readable; parks the task until then.
@@ -196,7 +205,7 @@ impl<T: AsFd> Drop for Async<T> {
     fn drop(&mut self) {
         if let Some(io) = self.io.take() {
             // Delete from epoll while the fd is still open; `io` closes it when dropped below.
-            let _ = self.handle.shared.reactor.delete(io.as_fd(), &self.source);
+            let _ = self.deregister(&io);
         }
     }
 }

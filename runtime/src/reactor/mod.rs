@@ -41,6 +41,7 @@ mod scheduled_io;
 use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -51,7 +52,8 @@ use crate::executor::trace::trace;
 
 pub use async_io::Async;
 pub use scheduled_io::ReadyEvent;
-use scheduled_io::{ScheduledIo, ADDRESS_MASK, READABLE, WRITABLE};
+pub(crate) use scheduled_io::SourceKey;
+use scheduled_io::{ScheduledIo, READABLE, WRITABLE};
 
 /// One epoll instance and the sources registered in it.
 #[derive(Debug)]
@@ -105,13 +107,13 @@ pub(crate) struct Drained {
     /// `poll`'s argument, built as sources are drained.
     pollfds: Vec<libc::pollfd>,
     /// The key of each entry of `pollfds`.
-    keys: Vec<usize>,
+    keys: Vec<SourceKey>,
 }
 
 impl Drained {
     /// Adds the source registered as `fd` under `key`.
     #[inline]
-    pub(crate) fn push(&mut self, fd: RawFd, key: usize) {
+    pub(crate) fn push(&mut self, fd: RawFd, key: SourceKey) {
         // Only a hang-up can hide: new data after the short read raises a fresh edge that epoll
         // reports anyway, so asking for POLLIN here would only report it twice.
         self.pollfds.push(libc::pollfd {
@@ -166,11 +168,16 @@ impl Reactor {
     ///
     /// # Safety
     /// `fd` must stay open until it is removed with [`Reactor::delete`] (`polling`'s contract for
-    /// its `add`). Should it not, the harm stays small: a file closed first leaves epoll by
-    /// itself, unless another fd keeps it open, and then its events keep coming under this
-    /// registration's key. They land on the source, or, once the source is deleted and reused,
-    /// are told apart by their old generation: a wasted wake at worst.
-    pub(crate) unsafe fn add(&self, fd: BorrowedFd<'_>) -> io::Result<(Arc<ScheduledIo>, usize)> {
+    /// its `add`). Should it not, memory stays safe, and the harm stays with the broken I/O
+    /// object: a file closed first leaves epoll by itself, unless another fd keeps it open, and
+    /// then its events keep coming under this registration's key. They land on the source (a
+    /// wasted wake), or, once the source is deleted and reused, are told apart by their old
+    /// generation and ignored. (Were its fd number meanwhile reused by another registered file,
+    /// the eventual `delete` would remove that file's registration instead: so do not close it.)
+    pub(crate) unsafe fn add(
+        &self,
+        fd: BorrowedFd<'_>,
+    ) -> io::Result<(Arc<ScheduledIo>, SourceKey)> {
         let mut registry = self.registry.lock().unwrap_or_else(PoisonError::into_inner);
         let io = match registry.free.pop() {
             Some(index) => {
@@ -191,7 +198,7 @@ impl Reactor {
             // says.
             Some(key) => unsafe {
                 self.poller
-                    .add_with_mode(fd.as_raw_fd(), Event::all(key), PollMode::Edge)
+                    .add_with_mode(fd.as_raw_fd(), Event::all(key.get()), PollMode::Edge)
                     .map(|()| key)
             },
             None => Err(io::Error::other(
@@ -216,40 +223,50 @@ impl Reactor {
         Ok((io, key))
     }
 
-    /// Removes `fd` from epoll and retires its source. Call before closing the fd.
+    /// Removes `fd` from epoll (if given) and retires its source. Call before closing the fd.
     ///
     /// The source's memory is kept for the next registration (see [`Registry`]): the runtime's
     /// thread may be dispatching an event for it right now, and more may come if epoll still
-    /// holds the registration (say, `fd` is no longer the fd that was added).
-    pub(crate) fn delete(&self, fd: BorrowedFd<'_>, io: &ScheduledIo) -> io::Result<()> {
-        let deleted = self.poller.delete(fd);
+    /// holds the registration. That happens when `fd` is `None`: the caller no longer has the fd
+    /// it added (see `Async`'s `Drop`), and the registration stays until its file is closed.
+    pub(crate) fn delete(&self, fd: Option<BorrowedFd<'_>>, io: &ScheduledIo) -> io::Result<()> {
+        let deleted = fd.map_or(Ok(()), |fd| self.poller.delete(fd));
+        // From here on, events under the old key are ignored.
+        io.retire();
         // Nobody can wait on a deleted source, and a waker left in it would keep its task (and
         // so this runtime) alive. Dropped with no lock held: it may run a task's destructors.
-        io.retire();
-        io.forget_waiters();
+        // Should one panic, the slot is freed all the same.
+        let _ = catch_unwind(AssertUnwindSafe(|| io.forget_waiters()));
         let mut registry = self.registry.lock().unwrap_or_else(PoisonError::into_inner);
         if std::mem::replace(&mut registry.live[io.index], false) {
             registry.free.push(io.index);
         }
         drop(registry);
         if self.trace {
-            trace(format_args!(
-                "source {} deleted: fd {}",
-                io.index,
-                fd.as_raw_fd()
-            ));
+            match fd {
+                Some(fd) => trace(format_args!(
+                    "source {} deleted: fd {}",
+                    io.index,
+                    fd.as_raw_fd()
+                )),
+                None => trace(format_args!(
+                    "source {} retired; its I/O object changed fds, so epoll keeps the old one",
+                    io.index
+                )),
+            }
         }
         deleted
     }
 
     /// The source that `key` names, if the key is its current registration's.
     #[inline]
-    fn source(&self, key: usize) -> Option<&ScheduledIo> {
-        // SAFETY: every key in epoll or in a drained list came from `ScheduledIo::key`, so its
-        // address part is that of a source in the registry, which keeps every source it ever
-        // allocated, at the same address, for as long as the reactor lives; `&self` proves it
-        // does.
-        let io = unsafe { &*((key & ADDRESS_MASK) as *const ScheduledIo) };
+    fn source(&self, key: SourceKey) -> Option<&ScheduledIo> {
+        // SAFETY: a `SourceKey` comes from `ScheduledIo::key` (or back from epoll, which was
+        // given one), so its address is that of a source in this reactor's registry, which
+        // keeps every source it ever allocated, at the same address, for as long as the reactor
+        // lives; `&self` proves it does. (Keys reach only their own reactor: an `Async` and the
+        // drained lists belong to one runtime.)
+        let io = unsafe { &*key.address() };
         // A stale key: the source was deleted, or deleted and reused by a newer registration.
         io.has_generation_of(key).then_some(io)
     }
@@ -283,7 +300,13 @@ impl Reactor {
         let mut count = 0;
         for event in events.iter() {
             count += 1;
-            let Some(io) = self.source(event.key) else {
+            // SAFETY: epoll reports only keys this reactor gave it (`add`), and `polling` drops
+            // its own; the runtime is not used across a `fork`.
+            let key = unsafe { SourceKey::from_epoll(event.key) };
+            let Some(io) = self.source(key) else {
+                if self.trace {
+                    trace_stale(key);
+                }
                 continue;
             };
             // `polling` reports hang-up and error as both readable and writable, so both
@@ -319,7 +342,7 @@ impl Reactor {
 
     /// Queues a source for a re-check before the next wait, from a thread that does not run
     /// the runtime (the runtime's own thread uses its lock-free list, passed to `wait`).
-    pub(crate) fn recheck_later(&self, fd: RawFd, key: usize) {
+    pub(crate) fn recheck_later(&self, fd: RawFd, key: SourceKey) {
         let mut drained = self.drained.lock().unwrap_or_else(PoisonError::into_inner);
         drained.push(fd, key);
         self.has_drained.store(true, Ordering::Release);
@@ -399,6 +422,16 @@ fn trace_wait(timeout: Option<Duration>, n: usize) {
     ));
 }
 
+/// Prints that an event came for a registration that is no more.
+#[cold]
+#[inline(never)]
+fn trace_stale(key: SourceKey) {
+    trace(format_args!(
+        "event for a deleted registration (key {:#x}) ignored",
+        key.get()
+    ));
+}
+
 /// Prints the trace line of one event: the source's slot and which ways it became ready.
 #[cold]
 #[inline(never)]
@@ -424,7 +457,7 @@ mod tests {
         let (io, old_key) = unsafe { reactor.add(a.as_fd())? };
         let kept = Arc::downgrade(&io);
         assert!(reactor.source(old_key).is_some());
-        reactor.delete(a.as_fd(), &io)?;
+        reactor.delete(Some(a.as_fd()), &io)?;
         drop(io);
         assert!(
             kept.upgrade().is_some(),
@@ -446,7 +479,7 @@ mod tests {
             "a stale key must not reach the new owner"
         );
         assert!(reactor.source(new_key).is_some());
-        reactor.delete(b.as_fd(), &reused)?;
+        reactor.delete(Some(b.as_fd()), &reused)?;
         Ok(())
     }
 
@@ -477,7 +510,7 @@ mod tests {
             2,
             "the source holds the parked waker"
         );
-        reactor.delete(a.as_fd(), &io)?;
+        reactor.delete(Some(a.as_fd()), &io)?;
         assert_eq!(
             Arc::strong_count(&task),
             1,
