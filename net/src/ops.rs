@@ -54,6 +54,7 @@ pub struct WriteAll<'a> {
 }
 
 impl<'a> Read<'a> {
+    /// The future of reading into `buf` on `stream`.
     #[inline]
     pub(crate) fn new(stream: &'a TcpStream, buf: &'a mut [u8]) -> Self {
         Read { stream, buf }
@@ -61,6 +62,7 @@ impl<'a> Read<'a> {
 }
 
 impl<'a> Write<'a> {
+    /// The future of writing `buf` on `stream`.
     #[inline]
     pub(crate) fn new(stream: &'a TcpStream, buf: &'a [u8]) -> Self {
         Write { stream, buf }
@@ -68,6 +70,7 @@ impl<'a> Write<'a> {
 }
 
 impl<'a> ReadExact<'a> {
+    /// The future of filling `buf` on `stream`.
     #[inline]
     pub(crate) fn new(stream: &'a TcpStream, buf: &'a mut [u8]) -> Self {
         ReadExact { stream, buf }
@@ -75,6 +78,7 @@ impl<'a> ReadExact<'a> {
 }
 
 impl<'a> WriteAll<'a> {
+    /// The future of writing all of `buf` on `stream`.
     #[inline]
     pub(crate) fn new(stream: &'a TcpStream, buf: &'a [u8]) -> Self {
         WriteAll { stream, buf }

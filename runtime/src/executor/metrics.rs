@@ -233,16 +233,17 @@ impl LocalCounters {
 
     /// Copies these counts into `shared`, where any thread can read them.
     pub(crate) fn publish(&self, shared: &Counters) {
-        let put = |to: &AtomicU64, from: &Cell<u64>| to.store(from.get(), Ordering::Relaxed);
-        put(&shared.polls, &self.polls);
-        let wakes = |source: WakeSource| self.wakes[source as usize].get();
-        let by_task = wakes(WakeSource::Task).wrapping_add(wakes(WakeSource::Main));
         let set = |to: &AtomicU64, n: u64| to.store(n, Ordering::Relaxed);
+        let wakes = |source: WakeSource| self.wakes[source as usize].get();
+        set(&shared.polls, self.polls.get());
         set(&shared.wakes_by_reactor, wakes(WakeSource::Reactor));
         set(&shared.wakes_by_timer, wakes(WakeSource::Timer));
-        set(&shared.wakes_by_task, by_task);
-        put(&shared.epoll_waits, &self.epoll_waits);
-        put(&shared.events, &self.events);
-        put(&shared.timers_fired, &self.timers_fired);
+        set(
+            &shared.wakes_by_task,
+            wakes(WakeSource::Task).wrapping_add(wakes(WakeSource::Main)),
+        );
+        set(&shared.epoll_waits, self.epoll_waits.get());
+        set(&shared.events, self.events.get());
+        set(&shared.timers_fired, self.timers_fired.get());
     }
 }
