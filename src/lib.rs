@@ -2,9 +2,10 @@
 //!
 //! This facade gathers the workspace's crates under one name:
 //!
-//! - [`runtime`], [`task`], [`spawn`], [`block_on`]: the executor (`runtime/src/executor/`,
-//!   `runtime/src/task/`);
-//! - [`reactor`]: the epoll reactor (`runtime/src/reactor/`);
+//! - [`runtime`], [`task`], [`spawn`], [`block_on`]: runtimes and tasks (`runtime/src/runtime/`,
+//!   the schedulers in `runtime/src/scheduler/`, the task core in `runtime/src/task_core/`);
+//! - [`reactor`]: the epoll reactor (`runtime/src/reactor/`), which the driver
+//!   (`runtime/src/driver/`) waits on;
 //! - [`time`]: timers (`runtime/src/time/`);
 //! - [`net`]: TCP on top of the reactor's public API (`net/src/`);
 //! - [`main`] and [`test`]: attributes that run an `async fn` on a runtime (`macros/src/`).

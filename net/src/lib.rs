@@ -39,7 +39,6 @@
 )]
 
 mod listener;
-mod ops;
 mod split;
 mod stream;
 
@@ -49,8 +48,8 @@ pub use stream::TcpStream;
 /// The halves of a split [`TcpStream`], for a reader task and a writer task, and the futures
 /// that reads and writes return.
 pub mod tcp {
-    pub use crate::ops::{Read, ReadExact, Write, WriteAll};
     pub use crate::split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
+    pub use crate::stream::{Read, ReadExact, Write, WriteAll};
 }
 
 use std::io;

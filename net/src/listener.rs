@@ -6,7 +6,7 @@ use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::task::{ready, Context, Poll};
 
-use ripple_runtime::reactor::Async;
+use ripple_runtime::reactor::{Async, Interest};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::TcpStream;
@@ -67,33 +67,28 @@ impl TcpListener {
 
     /// The polling form of [`accept`](Self::accept).
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
-        loop {
-            let event = ready!(self.io.poll_read_ready(cx))?;
-            // One syscall gives a socket that is already non-blocking and close-on-exec.
-            match self
-                .io
-                .get_ref()
-                .accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
-            {
-                Ok((socket, addr)) => {
-                    let addr = addr.as_socket().ok_or_else(|| {
-                        io::Error::new(io::ErrorKind::InvalidData, "peer is not an IP address")
-                    })?;
-                    return Poll::Ready(TcpStream::from_socket(socket).map(|s| (s, addr)));
-                }
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                    self.io.clear_readiness(event)
-                }
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) if is_connection_error(&err) => {}
-                Err(err) => return Poll::Ready(Err(err)),
-            }
-        }
+        let accepted = ready!(self.io.poll_io(cx, Interest::Read, accept, |_| false))?;
+        let (socket, addr) = accepted;
+        let addr = addr.as_socket().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidData, "peer is not an IP address")
+        })?;
+        Poll::Ready(TcpStream::from_socket(socket).map(|s| (s, addr)))
     }
 
     /// The address the listener is bound to (useful after binding port 0).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         socket_addr(self.io.get_ref().local_addr()?)
+    }
+}
+
+/// Takes one connection from the backlog, skipping those that failed before they were accepted.
+/// One syscall gives a socket that is already non-blocking and close-on-exec.
+fn accept(listener: &Socket) -> io::Result<(Socket, socket2::SockAddr)> {
+    loop {
+        match listener.accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) {
+            Err(err) if is_connection_error(&err) => continue,
+            accepted => return accepted,
+        }
     }
 }
 

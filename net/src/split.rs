@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use crate::ops::{Read, ReadExact, Write, WriteAll};
+use crate::stream::{Read, ReadExact, Write, WriteAll};
 use crate::TcpStream;
 
 /// The read half of a [`TcpStream::split`].

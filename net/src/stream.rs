@@ -1,7 +1,7 @@
 //! `TcpStream`: a connected socket whose reads and writes park the task instead of the thread.
 
 use std::fmt;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
@@ -9,11 +9,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use ripple_runtime::reactor::Async;
+use ripple_runtime::reactor::{Async, Interest};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::listener::socket_addr;
-use crate::ops::{Read, ReadExact, Write, WriteAll};
 use crate::split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
 
 /// A TCP connection.
@@ -57,21 +56,24 @@ impl TcpStream {
 
     /// Ready once a non-blocking connect has finished, with its outcome.
     fn poll_connected(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        loop {
-            let event = ready!(self.io.poll_write_ready(cx))?;
-            let socket = self.io.get_ref();
-            if let Some(err) = socket.take_error()? {
-                return Poll::Ready(Err(err));
-            }
-            match socket.peer_addr() {
-                Ok(_) => return Poll::Ready(Ok(())),
-                // Still in progress: the writable bit was the optimistic initial one.
-                Err(err) if err.kind() == io::ErrorKind::NotConnected => {
-                    self.io.clear_readiness(event)
-                }
-                Err(err) => return Poll::Ready(Err(err)),
-            }
-        }
+        // The socket turns writable when the connect ends either way; its pending error
+        // (`SO_ERROR`) says which way. Before then (the writable bit was the optimistic initial
+        // one), asking for the peer says "not connected": that is the `WouldBlock` of connect.
+        self.io.poll_io(
+            cx,
+            Interest::Write,
+            |socket| match socket.take_error()? {
+                Some(err) => Err(err),
+                None => match socket.peer_addr() {
+                    Ok(_) => Ok(()),
+                    Err(err) if err.kind() == io::ErrorKind::NotConnected => {
+                        Err(io::ErrorKind::WouldBlock.into())
+                    }
+                    Err(err) => Err(err),
+                },
+            },
+            |_| false,
+        )
     }
 
     /// Wraps a connected, non-blocking socket.
@@ -127,25 +129,10 @@ impl TcpStream {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        loop {
-            let event = ready!(self.io.poll_read_ready(cx))?;
-            match recv(self.io.as_raw_fd(), buf) {
-                Ok(n) => {
-                    // A short read emptied the socket: forget the readiness now rather than pay
-                    // a syscall for the `WouldBlock` the next read would get. (The reactor
-                    // double-checks the socket for a FIN that came with the data.)
-                    if n > 0 && n < buf.len() {
-                        self.io.clear_drained(event);
-                    }
-                    return Poll::Ready(Ok(n));
-                }
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                    self.io.clear_readiness(event);
-                }
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) => return Poll::Ready(Err(err)),
-            }
-        }
+        let (fd, len) = (self.io.as_raw_fd(), buf.len());
+        // A read that comes back short has emptied the socket (end of stream, `0`, says nothing).
+        self.io
+            .poll_io(cx, Interest::Read, |_| recv(fd, buf), |&n| n > 0 && n < len)
     }
 
     /// The polling form of [`write`](Self::write).
@@ -154,23 +141,10 @@ impl TcpStream {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        loop {
-            let event = ready!(self.io.poll_write_ready(cx))?;
-            match send(self.io.as_raw_fd(), buf) {
-                Ok(n) => {
-                    // A short write filled the send buffer.
-                    if n < buf.len() {
-                        self.io.clear_readiness(event);
-                    }
-                    return Poll::Ready(Ok(n));
-                }
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                    self.io.clear_readiness(event);
-                }
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) => return Poll::Ready(Err(err)),
-            }
-        }
+        let (fd, len) = (self.io.as_raw_fd(), buf.len());
+        // A write that comes back short has filled the socket's send buffer.
+        self.io
+            .poll_io(cx, Interest::Write, |_| send(fd, buf), |&n| n < len)
     }
 
     /// The remote address.
@@ -208,6 +182,135 @@ impl TcpStream {
             OwnedReadHalf::new(stream.clone()),
             OwnedWriteHalf::new(stream),
         )
+    }
+}
+
+// The futures behind `read`, `write`, `read_exact` and `write_all` on a `TcpStream` and its
+// halves. Each is a small named struct whose `poll` calls `TcpStream::poll_read` or
+// `TcpStream::poll_write` directly. An `async fn` would do the same job, but wraps it in a state
+// machine that every poll steps through; on the path of every message that is work for nothing.
+
+/// The future of `read`: how many bytes were read, `0` at end of stream.
+#[derive(Debug)]
+#[must_use = "futures do nothing unless awaited"]
+pub struct Read<'a> {
+    /// The stream to read from.
+    stream: &'a TcpStream,
+    /// Where the bytes go.
+    buf: &'a mut [u8],
+}
+
+/// The future of `write`: how many bytes were written.
+#[derive(Debug)]
+#[must_use = "futures do nothing unless awaited"]
+pub struct Write<'a> {
+    /// The stream to write to.
+    stream: &'a TcpStream,
+    /// The bytes to write.
+    buf: &'a [u8],
+}
+
+/// The future of `read_exact`: fills the whole buffer, or fails with `UnexpectedEof`.
+#[derive(Debug)]
+#[must_use = "futures do nothing unless awaited"]
+pub struct ReadExact<'a> {
+    /// The stream to read from.
+    stream: &'a TcpStream,
+    /// The part of the buffer still to fill.
+    buf: &'a mut [u8],
+}
+
+/// The future of `write_all`: writes the whole buffer, or fails.
+#[derive(Debug)]
+#[must_use = "futures do nothing unless awaited"]
+pub struct WriteAll<'a> {
+    /// The stream to write to.
+    stream: &'a TcpStream,
+    /// The part of the buffer still to write.
+    buf: &'a [u8],
+}
+
+impl<'a> Read<'a> {
+    /// The future of reading into `buf` on `stream`.
+    #[inline]
+    pub(crate) fn new(stream: &'a TcpStream, buf: &'a mut [u8]) -> Self {
+        Read { stream, buf }
+    }
+}
+
+impl<'a> Write<'a> {
+    /// The future of writing `buf` on `stream`.
+    #[inline]
+    pub(crate) fn new(stream: &'a TcpStream, buf: &'a [u8]) -> Self {
+        Write { stream, buf }
+    }
+}
+
+impl<'a> ReadExact<'a> {
+    /// The future of filling `buf` on `stream`.
+    #[inline]
+    pub(crate) fn new(stream: &'a TcpStream, buf: &'a mut [u8]) -> Self {
+        ReadExact { stream, buf }
+    }
+}
+
+impl<'a> WriteAll<'a> {
+    /// The future of writing all of `buf` on `stream`.
+    #[inline]
+    pub(crate) fn new(stream: &'a TcpStream, buf: &'a [u8]) -> Self {
+        WriteAll { stream, buf }
+    }
+}
+
+impl Future for Read<'_> {
+    type Output = io::Result<usize>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        this.stream.poll_read(cx, this.buf)
+    }
+}
+
+impl Future for Write<'_> {
+    type Output = io::Result<usize>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        this.stream.poll_write(cx, this.buf)
+    }
+}
+
+impl Future for ReadExact<'_> {
+    type Output = io::Result<()>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        while !this.buf.is_empty() {
+            match ready!(this.stream.poll_read(cx, this.buf))? {
+                0 => return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into())),
+                n => this.buf = &mut std::mem::take(&mut this.buf)[n..],
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Future for WriteAll<'_> {
+    type Output = io::Result<()>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        while !this.buf.is_empty() {
+            match ready!(this.stream.poll_write(cx, this.buf))? {
+                0 => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                n => this.buf = &this.buf[n..],
+            }
+        }
+        Poll::Ready(Ok(()))
     }
 }
 

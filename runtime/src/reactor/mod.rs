@@ -1,18 +1,21 @@
-//! The reactor: one epoll instance that tells the runtime which sockets became ready.
+//! The reactor: one epoll instance and the sources registered in it.
 //!
-//! This is the seeds' *Poller thread*, folded into the runtime's own thread. Every I/O source is
-//! added to epoll once, edge-triggered, for both directions, and stays there until it is dropped:
-//! there is no `epoll_ctl` per read or write. When a task's read returns `WouldBlock`, the task
-//! stores its waker in the source's `ScheduledIo` (`scheduled_io.rs`) and returns `Pending`. When
-//! the runtime has nothing left to run, it calls `Reactor::wait`; each event sets a readiness bit
-//! and wakes the parked task, which the executor then polls again.
+//! This is the seeds' *Poller*, seen from the sockets' side. Every I/O source is added to epoll
+//! once, edge-triggered, for both directions, and stays there until it is dropped: there is no
+//! `epoll_ctl` per read or write. Each source has a readiness word and a slot for the task
+//! parked on it (`ScheduledIo`, in `source.rs`). When a task's read returns `WouldBlock`, the
+//! task stores its waker there and returns `Pending`; when the driver (`driver/mod.rs`) waits in
+//! epoll and an event comes back, it sets the readiness bit and wakes the task.
 //!
-//! Each event carries the address of its source's `ScheduledIo` and a generation, so dispatching
-//! it takes no lock and no lookup. The reactor never frees a source: a deleted one waits in its
+//! Each event carries the address of its source and a generation (`key.rs`), so dispatching it
+//! takes no lock and no lookup. The reactor never frees a source: a deleted one waits in its
 //! registry to be reused by the next registration, under a new generation. So an event that was
 //! on its way when its socket closed (or one from a registration that outlived its `delete`)
 //! always lands on valid memory, and its old generation tells it apart from the source's new
 //! owner, even when that owner got the same fd number.
+//!
+//! The reactor knows nothing about the scheduler or the timers: a thread that runs tasks makes
+//! it current with `Local::enter`, which is how [`Async::new`] finds it.
 //!
 //! Users reach the reactor through [`Async`], which wraps any non-blocking file descriptor:
 //!
@@ -35,51 +38,52 @@
 //! .unwrap();
 //! ```
 
-mod async_io;
-mod scheduled_io;
+mod key;
+mod source;
+mod waker_slot;
 
+use std::cell::RefCell;
 use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::ptr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use polling::{Event, Events, PollMode, Poller};
+use polling::{Event, PollMode, Poller};
 
-use crate::executor::trace::trace;
+use crate::context::{Enter, Scoped};
+use crate::trace::trace;
 
-pub use async_io::Async;
-pub use scheduled_io::ReadyEvent;
-pub(crate) use scheduled_io::SourceKey;
-use scheduled_io::{ScheduledIo, READABLE, WRITABLE};
+pub(crate) use key::SourceKey;
+pub use source::{Async, Interest, ReadyEvent};
+pub(crate) use source::{ScheduledIo, READABLE, WRITABLE};
 
 /// One epoll instance and the sources registered in it.
 #[derive(Debug)]
 pub(crate) struct Reactor {
-    /// The `polling` poller (epoll on Linux).
-    poller: Poller,
+    /// The `polling` poller (epoll on Linux). The driver waits on it; sources are added to it
+    /// here.
+    pub(crate) poller: Poller,
     /// Every source this reactor has allocated. Locked when a source is added or deleted, and
     /// at shutdown; never per event.
     registry: Mutex<Registry>,
-    /// Bumped for each `wait`; stamps readiness so that a clear never erases a newer edge.
-    tick: AtomicUsize,
-    /// Sources whose read readiness a short read cleared since the last wait, on threads other
-    /// than the runtime's (which keeps its own list, `Core::drained`, with no lock).
+    /// Sources that a short read drained on a thread that does not drive this reactor (one that
+    /// does keeps its own list in its [`Local`], with no lock), for the driver to re-check.
     drained: Mutex<Drained>,
-    /// Whether `drained` may hold entries, so that a wait takes its lock only then.
+    /// Whether `drained` may hold entries, so that a park takes its lock only then.
     has_drained: AtomicBool,
-    /// Whether to print a trace line per event (the runtime's `RIPPLE_TRACE`).
-    trace: bool,
+    /// Whether to print a trace line per registration (the runtime's `RIPPLE_TRACE`).
+    pub(crate) trace: bool,
 }
 
 /// The sources of one reactor.
 ///
 /// # Invariant
 /// A source, once allocated, stays in `sources` (so at the same address) until the reactor is
-/// dropped. Every key that epoll or the drained list holds is the address of one of them, which
-/// is what makes `Reactor::source` sound. The memory this keeps is bounded by the most sources
+/// dropped. Every key that epoll or a drained list holds is the address of one of them, which
+/// is what makes [`Reactor::source`] sound. The memory this keeps is bounded by the most sources
 /// ever registered at once.
 #[derive(Debug, Default)]
 struct Registry {
@@ -95,25 +99,26 @@ struct Registry {
 ///
 /// `polling` does not report `EPOLLRDHUP`, so when a peer's data and its FIN arrive in one
 /// edge, the short read that returns the data is the last word epoll says about the socket.
-/// One `poll(2)` over all such sources finds the ones whose peer has shut down.
+/// One `poll(2)` over all such sources, before the driver next waits, finds the ones whose peer
+/// has shut down.
 ///
 /// # Invariant
 /// `pollfds[i]` and `keys[i]` describe one source: an fd that was registered under that key
-/// (see [`ScheduledIo::key`]) when the entry was made. It may have been closed (or its number
-/// reused) since: then `poll` reports `POLLNVAL`, or the key's generation is no longer the
-/// source's and the result is ignored.
+/// when the entry was made. It may have been closed (or its number reused) since: then `poll`
+/// reports `POLLNVAL`, or the key's generation is no longer the source's and the result is
+/// ignored.
 #[derive(Default)]
 pub(crate) struct Drained {
     /// `poll`'s argument, built as sources are drained.
-    pollfds: Vec<libc::pollfd>,
+    pub(crate) pollfds: Vec<libc::pollfd>,
     /// The key of each entry of `pollfds`.
-    keys: Vec<SourceKey>,
+    pub(crate) keys: Vec<SourceKey>,
 }
 
 impl Drained {
     /// Adds the source registered as `fd` under `key`.
     #[inline]
-    pub(crate) fn push(&mut self, fd: RawFd, key: SourceKey) {
+    fn push(&mut self, fd: RawFd, key: SourceKey) {
         // Only a hang-up can hide: new data after the short read raises a fresh edge that epoll
         // reports anyway, so asking for POLLIN here would only report it twice.
         self.pollfds.push(libc::pollfd {
@@ -136,7 +141,7 @@ impl Drained {
     }
 
     /// Forgets every entry, keeping the buffers.
-    fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.pollfds.clear();
         self.keys.clear();
     }
@@ -150,13 +155,61 @@ impl fmt::Debug for Drained {
     }
 }
 
+/// What a thread that runs tasks keeps for a reactor: the reactor itself, so that new I/O
+/// objects find it, and the sources its reads drained, so that marking one costs no lock.
+#[derive(Debug)]
+pub(crate) struct Local {
+    /// The reactor.
+    reactor: Arc<Reactor>,
+    /// Sources a short read on this thread drained since this thread's list was last handed to
+    /// the driver ([`Local::take_drained`]).
+    drained: RefCell<Drained>,
+}
+
+thread_local! {
+    /// The reactor of the runtime this thread is running, if any.
+    static CURRENT: Scoped<Local> = const { Scoped::new() };
+}
+
+impl Local {
+    /// A thread's part of `reactor`.
+    pub(crate) fn new(reactor: Arc<Reactor>) -> Local {
+        Local {
+            reactor,
+            drained: RefCell::new(Drained::default()),
+        }
+    }
+
+    /// Makes this reactor the one that new I/O objects on this thread register with, until the
+    /// guard is dropped.
+    pub(crate) fn enter(&self) -> Enter<'_, Local> {
+        Scoped::enter(&CURRENT, self)
+    }
+
+    /// The reactor current on this thread, if any.
+    pub(crate) fn current() -> Option<Arc<Reactor>> {
+        Scoped::with(&CURRENT, |local| local.map(|local| local.reactor.clone()))
+    }
+
+    /// Moves this thread's drained sources, and those other threads queued, into `into`, which
+    /// the driver has emptied since its last re-check.
+    #[inline]
+    pub(crate) fn take_drained(&self, into: &mut Drained) {
+        // Swap the buffers rather than copy the entries: `into` is empty, and this thread's list
+        // gets its capacity back for the next round.
+        std::mem::swap(into, &mut self.drained.borrow_mut());
+        if self.reactor.has_drained.load(Ordering::Acquire) {
+            self.reactor.take_remote_drained(into);
+        }
+    }
+}
+
 impl Reactor {
     /// Creates the epoll instance.
     pub(crate) fn new(trace: bool) -> io::Result<Self> {
         Ok(Reactor {
             poller: Poller::new()?,
             registry: Mutex::new(Registry::default()),
-            tick: AtomicUsize::new(0),
             drained: Mutex::new(Drained::default()),
             has_drained: AtomicBool::new(false),
             trace,
@@ -164,7 +217,7 @@ impl Reactor {
     }
 
     /// Adds `fd` to epoll, edge-triggered for both directions, and returns its source and the
-    /// source's key (for [`Drained::push`]).
+    /// source's key.
     ///
     /// # Safety
     /// `fd` must stay open until it is removed with [`Reactor::delete`] (`polling`'s contract for
@@ -225,10 +278,10 @@ impl Reactor {
 
     /// Removes `fd` from epoll (if given) and retires its source. Call before closing the fd.
     ///
-    /// The source's memory is kept for the next registration (see [`Registry`]): the runtime's
-    /// thread may be dispatching an event for it right now, and more may come if epoll still
-    /// holds the registration. That happens when `fd` is `None`: the caller no longer has the fd
-    /// it added (see `Async`'s `Drop`), and the registration stays until its file is closed.
+    /// The source's memory is kept for the next registration (see [`Registry`]): the driver may
+    /// be dispatching an event for it right now, and more may come if epoll still holds the
+    /// registration. That happens when `fd` is `None`: the caller no longer has the fd it added
+    /// (see `Async`'s `Drop`), and the registration stays until its file is closed.
     pub(crate) fn delete(&self, fd: Option<BorrowedFd<'_>>, io: &ScheduledIo) -> io::Result<()> {
         let deleted = fd.map_or(Ok(()), |fd| self.poller.delete(fd));
         // From here on, events under the old key are ignored.
@@ -260,7 +313,7 @@ impl Reactor {
 
     /// The source that `key` names, if the key is its current registration's.
     #[inline]
-    fn source(&self, key: SourceKey) -> Option<&ScheduledIo> {
+    pub(crate) fn source(&self, key: SourceKey) -> Option<&ScheduledIo> {
         // SAFETY: a `SourceKey` comes from `ScheduledIo::key` (or back from epoll, which was
         // given one), so its address is that of a source in this reactor's registry, which
         // keeps every source it ever allocated, at the same address, for as long as the reactor
@@ -271,123 +324,44 @@ impl Reactor {
         io.has_generation_of(key).then_some(io)
     }
 
-    /// Waits for events (at most `timeout`; `None` blocks until one arrives) and wakes the tasks
-    /// parked on the sources that became ready. Returns the number of events.
-    pub(crate) fn wait(
-        &self,
-        events: &mut Events,
-        timeout: Option<Duration>,
-        drained: &mut Drained,
-    ) -> io::Result<usize> {
-        // Sources found closed by the re-check are work to do now: do not block. The re-check
-        // and the epoll batch each get a tick of their own, so that a clear based on one cannot
-        // erase readiness set by the other.
-        let timeout = match self.recheck_drained(self.next_tick(), drained) {
-            0 => timeout,
-            _ => Some(Duration::ZERO),
-        };
-        events.clear();
-        // `polling`'s wait costs five syscalls even when it must not block (it re-arms a
-        // timerfd and its eventfd around `epoll_wait`). A busy runtime looks every 61 polls, so
-        // first ask the epoll instance itself, with one `poll(2)`, whether anything is ready.
-        if timeout != Some(Duration::ZERO) || self.anything_ready() {
-            self.poller.wait(events, timeout)?;
-            if self.trace {
-                trace_wait(timeout, events.len());
-            }
-        }
-        let tick = self.next_tick();
-        let mut count = 0;
-        for event in events.iter() {
-            count += 1;
-            // SAFETY: epoll reports only keys this reactor gave it (`add`), and `polling` drops
-            // its own; the runtime is not used across a `fork`.
-            let key = unsafe { SourceKey::from_epoll(event.key) };
-            let Some(io) = self.source(key) else {
-                if self.trace {
-                    trace_stale(key);
-                }
-                continue;
-            };
-            // `polling` reports hang-up and error as both readable and writable, so both
-            // directions wake and see the error from their next read or write.
-            let ready = (if event.readable { READABLE } else { 0 })
-                | (if event.writable { WRITABLE } else { 0 });
-            if self.trace {
-                trace_event(io.index, ready, "");
-            }
-            io.set_readiness(tick, ready);
-        }
-        Ok(count)
-    }
-
-    /// Whether the epoll instance has events to report (or `poll` failed, in which case only a
-    /// real wait can tell). An epoll fd is itself pollable: readable while its ready list is not
-    /// empty, which includes a pending `notify`.
-    fn anything_ready(&self) -> bool {
-        let mut pollfd = libc::pollfd {
-            fd: self.poller.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: `pollfd` is one valid, exclusively borrowed entry, and a zero timeout makes the
-        // call return at once; the poller's fd is open for as long as `self` lives.
-        unsafe { libc::poll(&mut pollfd, 1, 0) != 0 }
-    }
-
-    /// A fresh tick to stamp readiness with.
-    fn next_tick(&self) -> usize {
-        self.tick.fetch_add(1, Ordering::Relaxed).wrapping_add(1)
-    }
-
-    /// Queues a source for a re-check before the next wait, from a thread that does not run
-    /// the runtime (the runtime's own thread uses its lock-free list, passed to `wait`).
+    /// Queues a drained source for the driver's re-check before its next wait: in the calling
+    /// thread's own list if it runs this reactor, elsewhere in the reactor's locked list.
+    #[inline]
     pub(crate) fn recheck_later(&self, fd: RawFd, key: SourceKey) {
-        let mut drained = self.drained.lock().unwrap_or_else(PoisonError::into_inner);
+        Scoped::with(&CURRENT, |local| match local {
+            Some(local) if ptr::eq(&*local.reactor, self) => {
+                local.drained.borrow_mut().push(fd, key)
+            }
+            _ => self.recheck_later_remote(fd, key),
+        });
+    }
+
+    /// `recheck_later` from a thread that does not run this reactor.
+    #[cold]
+    fn recheck_later_remote(&self, fd: RawFd, key: SourceKey) {
+        let mut drained = self.lock_drained();
         drained.push(fd, key);
         self.has_drained.store(true, Ordering::Release);
         drop(drained);
-        // The runtime may be asleep in epoll with nothing else to wake it: the re-check must
+        // The driver may be asleep in epoll with nothing else to wake it: the re-check must
         // run now, or a FIN that came with the data would leave this reader parked.
         self.notify();
     }
 
-    /// Marks readable (stamped with `tick`) every drained source whose peer `poll(2)` finds shut
-    /// down (or hung up, or failed), waking their readers, and empties
-    /// `local` (the runtime thread's list). Returns how many it found.
-    fn recheck_drained(&self, tick: usize, local: &mut Drained) -> usize {
-        if self.has_drained.load(Ordering::Acquire) {
-            let mut remote = self.drained.lock().unwrap_or_else(PoisonError::into_inner);
-            local.append(&mut remote);
-            self.has_drained.store(false, Ordering::Release);
-        }
-        if local.is_empty() {
-            return 0;
-        }
-        let pollfds = &mut local.pollfds;
-        // SAFETY: `pollfds` is a valid, exclusively borrowed array of `pollfds.len()` entries,
-        // and a zero timeout makes the call return at once. Closed fds only yield POLLNVAL.
-        let polled = unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, 0) };
-        let mut found = 0;
-        if polled != 0 {
-            for (pollfd, &key) in pollfds.iter().zip(local.keys.iter()) {
-                // If poll itself failed, treat every source as readable: a spurious wake costs
-                // one read, a missed one would hang its task.
-                let readable = polled < 0 || pollfd.revents & !libc::POLLNVAL != 0;
-                if let Some(io) = self.source(key).filter(|_| readable) {
-                    if self.trace {
-                        trace_event(io.index, READABLE, " (peer shut down, found by poll)");
-                    }
-                    io.set_readiness(tick, READABLE);
-                    found += 1;
-                }
-            }
-        }
-        local.clear();
-        found
+    /// Moves the drained sources that other threads queued into `into`.
+    #[cold]
+    fn take_remote_drained(&self, into: &mut Drained) {
+        let mut remote = self.lock_drained();
+        into.append(&mut remote);
+        self.has_drained.store(false, Ordering::Release);
     }
 
-    /// Wakes a thread blocked in `Reactor::wait`. Cheap when already notified.
+    /// The list of sources drained on other threads, locked.
+    fn lock_drained(&self) -> MutexGuard<'_, Drained> {
+        self.drained.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Wakes a thread blocked in epoll on this reactor. Cheap when already notified.
     pub(crate) fn notify(&self) {
         // An error here means the eventfd is full, which already guarantees a wake-up.
         let _ = self.poller.notify();
@@ -408,42 +382,17 @@ impl Reactor {
     }
 }
 
-/// Prints the trace line of one epoll wait. Out of line, so the hot path only tests the flag.
-#[cold]
-#[inline(never)]
-fn trace_wait(timeout: Option<Duration>, n: usize) {
-    let s = if n == 1 { "" } else { "s" };
-    let timeout = match timeout {
-        None => "none".to_string(),
-        Some(t) => format!("{}ms", t.as_millis()),
-    };
-    trace(format_args!(
-        "epoll wait (timeout {timeout}) -> {n} event{s}"
-    ));
-}
-
-/// Prints that an event came for a registration that is no more.
-#[cold]
-#[inline(never)]
-fn trace_stale(key: SourceKey) {
-    trace(format_args!(
-        "event for a deleted registration (key {:#x}) ignored",
-        key.get()
-    ));
-}
-
-/// Prints the trace line of one event: the source's slot and which ways it became ready.
-#[cold]
-#[inline(never)]
-fn trace_event(index: usize, ready: usize, why: &str) {
-    let read = if ready & READABLE != 0 { " read" } else { "" };
-    let write = if ready & WRITABLE != 0 { " write" } else { "" };
-    trace(format_args!("source {index} ready:{read}{write}{why}"));
+/// Wakes a thread blocked in epoll: the waker that the timers use to say that a sleep's
+/// deadline is nearer than the one the parked thread is waiting for.
+impl futures_task::ArcWake for Reactor {
+    fn wake_by_ref(arc_self: &Arc<Self>) {
+        arc_self.notify();
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::scheduled_io::Direction;
+    use super::source::Interest;
     use super::*;
     use std::os::fd::AsFd;
     use std::os::unix::net::UnixStream;
@@ -500,10 +449,10 @@ mod tests {
         let waker = futures_task::waker(task.clone());
         let mut cx = std::task::Context::from_waker(&waker);
         // A new source starts out readable: forget that, then park.
-        if let std::task::Poll::Ready(Ok(event)) = io.poll_ready(&mut cx, Direction::Read) {
+        if let std::task::Poll::Ready(Ok(event)) = io.poll_ready(&mut cx, Interest::Read) {
             io.clear_readiness(event);
         }
-        assert!(io.poll_ready(&mut cx, Direction::Read).is_pending());
+        assert!(io.poll_ready(&mut cx, Interest::Read).is_pending());
         drop(waker);
         assert_eq!(
             Arc::strong_count(&task),

@@ -1,11 +1,16 @@
-//! Timers: `sleep`, `timeout` and `interval`.
+//! Timers: `sleep`, `timeout` and `interval`, and the deadlines behind them.
 //!
-//! A runtime keeps every pending deadline in one ordered map. When it has nothing to run, it
-//! hands the *nearest* deadline to epoll as the wait's timeout, so a sleeping runtime wakes up
-//! exactly when the first timer is due (or earlier, for I/O), then fires every timer whose
-//! deadline has passed. A [`Sleep`] registers itself the first time it is polled and
-//! unregisters when dropped, so creating and dropping a sleep that was never awaited costs
-//! nothing, and cancelling one costs a map removal.
+//! A runtime keeps every pending deadline in one ordered map (`Timers`). When a thread has
+//! nothing to run, the driver hands the *nearest* deadline to epoll as the wait's timeout, so a
+//! sleeping runtime wakes up exactly when the first timer is due (or earlier, for I/O), then
+//! fires every timer whose deadline has passed. A [`Sleep`] registers itself the first time it is
+//! polled and unregisters when dropped, so creating and dropping a sleep that was never awaited
+//! costs nothing, and cancelling one costs a map removal.
+//!
+//! The timers know nothing of epoll. When a sleep is registered with a deadline earlier than the
+//! one a parked thread is waiting for (a sleep made on one worker while another is blocked in
+//! epoll), they wake the driver through a plain [`Waker`] that the driver gave them, so that the
+//! parked thread recomputes its timeout.
 //!
 //! ```
 //! use std::time::Duration;
@@ -22,20 +27,22 @@
 //! ```
 
 mod interval;
+mod sleep;
 mod timeout;
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::Waker;
 use std::time::Duration;
 
-pub use std::time::Instant;
+use crate::context::{Enter, Scoped};
 
 pub use interval::{interval, interval_at, Interval, MissedTickBehavior};
+pub use sleep::{sleep, sleep_until, Sleep};
+pub use std::time::Instant;
 pub use timeout::{timeout, timeout_at, Timeout};
-
-use crate::executor::Handle;
 
 /// Errors of the time module.
 pub mod error {
@@ -49,10 +56,14 @@ pub(crate) struct Timers {
     entries: BTreeMap<(Instant, u64), Waker>,
     /// The id for the next registration.
     next_id: u64,
+    /// Until when a thread parked in the driver waits (`None`: no timeout), while
+    /// `Shared::parked` is set. A sleep registered with an earlier deadline must wake it.
+    parked_until: Option<Instant>,
 }
 
 impl Timers {
-    /// Parks `waker` until `deadline`; returns the entry's id.
+    /// Parks `waker` until `deadline`; returns the entry's id, and whether a parked thread must
+    /// be woken to wait for a shorter time.
     fn insert(&mut self, deadline: Instant, waker: &Waker) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
@@ -77,14 +88,8 @@ impl Timers {
         self.entries.remove(&(deadline, id))
     }
 
-    /// Forgets every entry: the runtime is shutting down. Returns them, to be dropped after the
-    /// lock is released. A sleep that is polled again re-registers with the runtime polling it.
-    pub(crate) fn clear(&mut self) -> BTreeMap<(Instant, u64), Waker> {
-        std::mem::take(&mut self.entries)
-    }
-
     /// Moves the wakers of every timer due at `now` into `wakers`; returns the next deadline.
-    pub(crate) fn fire(&mut self, now: Instant, wakers: &mut Vec<Waker>) -> Option<Instant> {
+    fn fire(&mut self, now: Instant, wakers: &mut Vec<Waker>) -> Option<Instant> {
         while let Some(entry) = self.entries.first_entry() {
             if entry.key().0 > now {
                 return Some(entry.key().0);
@@ -93,107 +98,142 @@ impl Timers {
         }
         None
     }
-
-    /// Whether no sleep is parked.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
 }
 
-/// Waits until `duration` has passed.
-///
-/// # Panics
-/// When polled outside a ripple runtime.
-pub fn sleep(duration: Duration) -> Sleep {
-    // A duration too large to add saturates to "thirty years from now".
-    let deadline = Instant::now()
-        .checked_add(duration)
-        .unwrap_or_else(far_future);
-    sleep_until(deadline)
+/// A runtime's timers, as the driver and every sleep see them: shared, behind a lock.
+#[derive(Clone)]
+pub(crate) struct Handle {
+    /// The timers and the driver's waker.
+    shared: Arc<Shared>,
 }
 
-/// Waits until `deadline`. A deadline in the past completes at the first poll.
-///
-/// # Panics
-/// When polled outside a ripple runtime.
-pub fn sleep_until(deadline: Instant) -> Sleep {
-    Sleep {
-        deadline,
-        entry: None,
-    }
+/// What a [`Handle`] points at.
+struct Shared {
+    /// The deadlines.
+    timers: Mutex<Timers>,
+    /// Wakes a thread parked in the driver (see the module docs).
+    unpark: Waker,
+    /// Whether a thread may be blocked in the driver until `Timers::parked_until`. Set under
+    /// the lock before the wait, cleared without it after: a sleep registered in between sees
+    /// it and wakes the thread; one that sees it stale costs a spurious wake, no more.
+    parked: AtomicBool,
 }
 
-/// About thirty years from now: the deadline of a sleep that will never fire in practice.
-pub(crate) fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(86_400 * 365 * 30)
+thread_local! {
+    /// The timers of the runtime this thread is running, if any.
+    static CURRENT: Scoped<Handle> = const { Scoped::new() };
 }
 
-/// The future returned by [`sleep`] and [`sleep_until`].
-#[must_use = "a Sleep does nothing unless awaited"]
-#[derive(Debug)]
-pub struct Sleep {
-    /// When it completes.
-    deadline: Instant,
-    /// The runtime and entry id, once registered at the first pending poll.
-    entry: Option<(Handle, u64)>,
-}
-
-impl Sleep {
-    /// When this sleep completes.
-    pub fn deadline(&self) -> Instant {
-        self.deadline
-    }
-
-    /// Whether the deadline has passed.
-    pub fn is_elapsed(&self) -> bool {
-        Instant::now() >= self.deadline
-    }
-
-    /// Moves the deadline, keeping the sleep usable (it re-registers at its next poll).
-    pub fn reset(&mut self, deadline: Instant) {
-        self.unregister();
-        self.deadline = deadline;
-    }
-
-    /// Removes the entry from the runtime's timers, if it has one.
-    fn unregister(&mut self) {
-        if let Some((handle, id)) = self.entry.take() {
-            let removed = handle.shared.lock_timers().remove(self.deadline, id);
-            drop(removed);
+impl Handle {
+    /// Empty timers that wake a parked driver with `unpark`.
+    pub(crate) fn new(unpark: Waker) -> Handle {
+        Handle {
+            shared: Arc::new(Shared {
+                timers: Mutex::new(Timers::default()),
+                unpark,
+                parked: AtomicBool::new(false),
+            }),
         }
     }
-}
 
-impl Future for Sleep {
-    type Output = ();
+    /// Makes these the timers that sleeps on this thread register with, until the guard drops.
+    pub(crate) fn enter(&self) -> Enter<'_, Handle> {
+        Scoped::enter(&CURRENT, self)
+    }
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.is_elapsed() {
-            self.unregister();
-            return Poll::Ready(());
+    /// The timers current on this thread, if any.
+    fn current() -> Option<Handle> {
+        Scoped::with(&CURRENT, |handle| handle.cloned())
+    }
+
+    /// The timers, locked.
+    fn lock(&self) -> MutexGuard<'_, Timers> {
+        self.shared
+            .timers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Points the entry of a registered sleep at `waker`; returns whether the entry is still
+    /// there (it is gone once it fired, or after a shutdown).
+    fn update(&self, deadline: Instant, id: u64, waker: &Waker) -> bool {
+        // The replaced waker drops after the lock (the statement's temporary guard) is released.
+        let replaced = self.lock().update(deadline, id, waker);
+        replaced.is_some()
+    }
+
+    /// Forgets the entry of a dropped or completed sleep.
+    fn remove(&self, deadline: Instant, id: u64) {
+        let removed = self.lock().remove(deadline, id);
+        drop(removed);
+    }
+
+    /// Registers a sleep; returns its id. Wakes the parked driver if it waits for longer.
+    fn insert(&self, deadline: Instant, waker: &Waker) -> u64 {
+        let mut timers = self.lock();
+        let id = timers.insert(deadline, waker);
+        let earlier = self.shared.parked.load(Ordering::Acquire)
+            && timers.parked_until.map_or(true, |until| deadline < until);
+        drop(timers);
+        if earlier {
+            self.shared.unpark.wake_by_ref();
         }
-        let deadline = self.deadline;
-        if let Some((handle, id)) = &self.entry {
-            let updated = handle
-                .shared
-                .lock_timers()
-                .update(deadline, *id, cx.waker());
-            if updated.is_some() {
-                return Poll::Pending;
+        id
+    }
+
+    /// Moves the wakers of every due timer into `wakers`, and returns how long the caller, about
+    /// to wait in the driver for at most `limit` (`None`: no limit), may wait: until the next
+    /// deadline, and not at all if a timer fired. From a wait that may block until
+    /// [`Handle::unparked`], a sleep registered with an earlier deadline wakes the caller.
+    #[inline]
+    pub(crate) fn fire(
+        &self,
+        wakers: &mut Vec<Waker>,
+        limit: Option<Duration>,
+    ) -> Option<Duration> {
+        let mut timers = self.lock();
+        // Most parks of a busy server find no timer at all: then not even the clock is read.
+        let (timeout, now) = if timers.entries.is_empty() {
+            (limit, None)
+        } else {
+            let now = Instant::now();
+            let next = timers.fire(now, wakers).map(|next| next - now);
+            if !wakers.is_empty() {
+                // Fired tasks are runnable now: do not block.
+                return Some(Duration::ZERO);
             }
+            (
+                next.map_or(limit, |next| Some(limit.map_or(next, |l| l.min(next)))),
+                Some(now),
+            )
+        };
+        if !timeout.is_some_and(|t| t.is_zero()) {
+            // A wait that may block: from now on an earlier sleep must wake it.
+            timers.parked_until =
+                timeout.and_then(|t| now.unwrap_or_else(Instant::now).checked_add(t));
+            self.shared.parked.store(true, Ordering::Release);
         }
-        // First poll, or the entry is gone (its runtime shut down, or the clock said the deadline
-        // passed before `Instant::now` here did): register with the runtime polling us now.
-        let handle = Handle::try_current()
-            .expect("a ripple::time::Sleep was polled outside a ripple runtime");
-        let id = handle.shared.lock_timers().insert(deadline, cx.waker());
-        self.entry = Some((handle, id));
-        Poll::Pending
+        timeout
+    }
+
+    /// The thread that [`fire`](Self::fire) said would park is running again.
+    #[inline]
+    pub(crate) fn unparked(&self) {
+        self.shared.parked.store(false, Ordering::Release);
+    }
+
+    /// Forgets every entry: the runtime is shutting down. The wakers are dropped after the lock
+    /// is released. A sleep that is polled again re-registers with the runtime polling it.
+    pub(crate) fn clear(&self) {
+        let entries = std::mem::take(&mut self.lock().entries);
+        drop(entries);
     }
 }
 
-impl Drop for Sleep {
-    fn drop(&mut self) {
-        self.unregister();
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("time::Handle")
+            .field("timers", &self.lock().entries.len())
+            .finish()
     }
 }

@@ -1,5 +1,5 @@
 //! The runtime's trace: with `RIPPLE_TRACE=1`, each moment the counters of `metrics.rs` count is
-//! also printed on stderr, as one `ripple: ...` line.
+//! also printed on stderr, as one `ripple: ...` line. Any layer may print one.
 //!
 //! Each call site tests a copy of the runtime's `trace` flag (read once, when the runtime is
 //! built) that sits in a struct it already has at hand, and only then calls an out-of-line

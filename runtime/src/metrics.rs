@@ -4,9 +4,9 @@
 //! counters let a program watch that loop turn: how many tasks were spawned and polled, who woke
 //! them (the reactor, a timer, another task, another thread), how often the thread slept in
 //! epoll and how many events each wait brought back. Read them at any time with
-//! [`Runtime::metrics`](super::Runtime::metrics) or [`Handle::metrics`](super::Handle::metrics).
+//! [`Runtime::metrics`](crate::runtime::Runtime::metrics) or [`Handle::metrics`](crate::runtime::Handle::metrics).
 //!
-//! Set `RIPPLE_TRACE=1` (or call [`Builder::trace`](super::Builder::trace)) and the runtime also
+//! Set `RIPPLE_TRACE=1` (or call [`Builder::trace`](crate::runtime::Builder::trace)) and the runtime also
 //! prints each of these moments on stderr, one line each:
 //!
 //! ```text
@@ -42,7 +42,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// A snapshot of a runtime's counters, taken by [`Runtime::metrics`](super::Runtime::metrics).
+/// A snapshot of a runtime's counters, taken by [`Runtime::metrics`](crate::runtime::Runtime::metrics).
 ///
 /// Every count starts at zero when the runtime is built and only grows. A wake is counted each
 /// time a task (or the future given to `block_on`) is woken while it was not already queued,
@@ -65,7 +65,7 @@ pub struct Metrics {
     /// queues it again after that poll.
     pub wakes_by_task: u64,
     /// Wakes from another OS thread, or from outside the runtime (a spawn from a
-    /// [`Handle`](super::Handle) there, or before `block_on` runs).
+    /// [`Handle`](crate::runtime::Handle) there, or before `block_on` runs).
     pub wakes_by_thread: u64,
     /// Looks at epoll: blocking waits, and the non-blocking checks a busy runtime makes every
     /// 61 polls (each a `poll(2)` on the epoll instance, and an `epoll_wait` only if something
@@ -94,8 +94,8 @@ impl Metrics {
     }
 }
 
-/// Who woke a task; the scheduler sets it around each kind of work it does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Who woke a task; the scheduler and the driver set it around each kind of work they do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) enum WakeSource {
     /// The reactor, dispatching an epoll batch.
     Reactor,
@@ -104,6 +104,7 @@ pub(crate) enum WakeSource {
     /// A task, being polled (the trace's next `polled` line names it).
     Task,
     /// The future passed to `block_on`, being polled (and, between polls, the loop itself).
+    #[default]
     Main,
     /// The runtime shutting down: cancelled tasks wake their joiners. Counted, but never
     /// published.
@@ -130,7 +131,7 @@ impl fmt::Display for WakeSource {
 /// # Invariant
 /// `tasks_spawned` and `wakes_by_thread` are live (bumped with `fetch_add` by any thread). The
 /// others are copies of a [`LocalCounters`], stored by the runtime's thread just before and just
-/// after each epoll wait (and when `block_on` returns), so another thread reads them as of the
+/// after each park in the driver (and when `block_on` returns), so another thread reads them as of the
 /// runtime's last visit to epoll.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
@@ -186,6 +187,9 @@ impl Counters {
 /// one add to memory the thread already has in cache, with no atomic and no pointer chase.
 #[derive(Debug, Default)]
 pub(crate) struct LocalCounters {
+    /// What the thread is doing right now, so that a wake on this thread can say who woke the
+    /// task.
+    waking: Cell<WakeSource>,
     /// Task polls.
     polls: Cell<u64>,
     /// Wakes on this thread, one cell per [`WakeSource`] (indexed by `source as usize`), so that
@@ -207,6 +211,18 @@ fn add(cell: &Cell<u64>, n: u64) {
 }
 
 impl LocalCounters {
+    /// Who is waking tasks on this thread from now on.
+    #[inline]
+    pub(crate) fn set_waking(&self, source: WakeSource) {
+        self.waking.set(source);
+    }
+
+    /// Who is waking tasks on this thread right now.
+    #[inline]
+    pub(crate) fn waking(&self) -> WakeSource {
+        self.waking.get()
+    }
+
     /// Counts a task poll.
     #[inline]
     pub(crate) fn polled(&self) {

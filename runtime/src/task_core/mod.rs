@@ -1,4 +1,4 @@
-//! Tasks: a spawned future, the state word that says who may touch it, and its waker.
+//! The task core: a spawned future, the state word that says who may touch it, and its waker.
 //!
 //! To spawn a future we move it to the heap together with a little state: whether it is queued,
 //! whether it is being polled, whether it has finished, and where its output goes. That heap
@@ -32,7 +32,6 @@ use std::task::{Context, Poll, Waker};
 
 use futures_task::{waker_ref, ArcWake};
 
-pub use crate::executor::spawn;
 pub use join::{JoinError, JoinHandle};
 
 use join::Join;
@@ -40,8 +39,8 @@ use join::Join;
 /// A type-erased, queued task: what a run queue holds.
 pub(crate) type TaskRef = Arc<dyn Runnable>;
 
-/// What a scheduler must do for its tasks. The task knows nothing else about who runs it, so a
-/// multi-threaded scheduler can be added by implementing this trait again.
+/// What a scheduler must do for its tasks. The task knows nothing else about who runs it (this
+/// module imports nothing above it), so each scheduler flavour implements this trait.
 pub(crate) trait Schedule: Send + Sync + 'static {
     /// Queues `task` to be polled. Called from any thread by the task's waker.
     fn schedule(&self, task: TaskRef);
@@ -52,7 +51,7 @@ pub(crate) trait Schedule: Send + Sync + 'static {
     /// just confirmed is the task's own. It takes no `&self`: the caller's only reference to the
     /// scheduler lives inside the task it is giving away.
     fn schedule_local(task: TaskRef);
-    /// `task` has completed on this scheduler's thread: forget it.
+    /// `task` has completed, on whichever thread ran it: forget it.
     fn release(&self, task: &dyn Runnable);
 }
 
@@ -131,7 +130,8 @@ enum Stage<F: Future> {
 pub(crate) struct Task<F: Future, S> {
     /// `SCHEDULED | RUNNING | COMPLETE | CANCELLED`, changed only by atomic read-modify-writes.
     state: AtomicUsize,
-    /// Slot in the owning runtime's task registry; touched only on the runtime's thread.
+    /// Slot in the owning runtime's task registry ([`NOT_OWNED`] when it has none); whoever
+    /// swaps a slot out of it is the one that removes the task from the registry.
     owned_index: AtomicUsize,
     /// The task's number in its runtime, for the trace. Fixed at creation.
     id: u64,

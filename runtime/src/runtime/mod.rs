@@ -1,7 +1,10 @@
-//! The runtime: `Builder`, `Runtime`, `Handle`, and the free functions `spawn` and `block_on`.
+//! Creating and configuring runtimes: [`Builder`], [`Runtime`], [`Handle`], what a runtime did
+//! ([`Metrics`]), and the free functions `spawn` and `block_on`.
 //!
-//! A [`Runtime`] is the seeds' *event loop*: one thread that owns a run queue of tasks and an
-//! epoll reactor, and alternates between the two (see [`scheduler`] for the loop itself).
+//! This is the top layer: it picks a scheduler flavour (`scheduler/`) and hands it a driver
+//! (`driver/`), and it is the only layer that knows about all the others. A [`Runtime`] is the
+//! seeds' *event loop*: one thread that owns a run queue of tasks and an epoll reactor, and
+//! alternates between the two (`scheduler/current_thread.rs` has the loop itself).
 //! [`Runtime::block_on`] runs that loop until the future you give it completes; tasks spawned
 //! meanwhile run on the same thread. A [`Handle`] lets other threads spawn onto it.
 //!
@@ -16,74 +19,26 @@
 //! # std::io::Result::Ok(())
 //! ```
 
-mod metrics;
-mod scheduler;
-pub(crate) mod trace;
+mod builder;
 
 use std::fmt;
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
 
-use crate::task::{new_task, JoinHandle, Schedule};
+use crate::scheduler::current_thread::{with_current, CurrentThread, Shared};
+use crate::task_core::JoinHandle;
 
-pub use metrics::Metrics;
-pub(crate) use scheduler::consume_budget;
-use scheduler::{with_current, Context, Enter, Shared, EVENT_INTERVAL};
-
-/// Configures and creates a [`Runtime`].
-#[derive(Debug, Clone)]
-pub struct Builder {
-    /// Task polls between two non-blocking checks of the reactor.
-    event_interval: u32,
-    /// Whether the runtime prints its trace on stderr.
-    trace: bool,
-}
-
-impl Builder {
-    /// A builder for a runtime that runs every task on the thread that calls `block_on`.
-    pub fn new_current_thread() -> Builder {
-        Builder {
-            event_interval: EVENT_INTERVAL,
-            trace: trace::trace_from_env(),
-        }
-    }
-
-    /// Whether the runtime prints a line on stderr for each thing it does: a task spawned,
-    /// polled or woken (and by what), an epoll wait and its events, a timer firing. Defaults to
-    /// on when the environment variable `RIPPLE_TRACE` is set (to anything but `0`).
-    /// See [`Metrics`] for the same moments as counters.
-    pub fn trace(&mut self, on: bool) -> &mut Builder {
-        self.trace = on;
-        self
-    }
-
-    /// How many task polls may run before the runtime checks for I/O and timers without
-    /// blocking (default 61, as in tokio). Lower is fairer to I/O; higher makes fewer syscalls.
-    ///
-    /// # Panics
-    /// If `interval` is zero.
-    pub fn event_interval(&mut self, interval: u32) -> &mut Builder {
-        assert!(interval > 0, "event_interval must be at least 1");
-        self.event_interval = interval;
-        self
-    }
-
-    /// Creates the runtime (an epoll instance and its eventfd).
-    pub fn build(&self) -> io::Result<Runtime> {
-        Ok(Runtime {
-            context: Context::new(self.event_interval, self.trace)?,
-        })
-    }
-}
+pub use crate::metrics::Metrics;
+pub use builder::Builder;
 
 /// A current-thread runtime: an executor, an epoll reactor and timers.
 ///
 /// Dropping it drops every task's future (destructors run, sockets close), and their
 /// `JoinHandle`s report cancellation. Wakers that outlive it do nothing.
 pub struct Runtime {
-    /// The runtime's state; entered on the thread that calls `block_on`.
-    context: Context,
+    /// The scheduler, with the driver it owns; entered on the thread that calls `block_on`.
+    scheduler: CurrentThread,
 }
 
 impl Runtime {
@@ -105,8 +60,8 @@ impl Runtime {
                  thread that runs the tasks. Use `.await` (or `spawn`) instead."
             );
         }
-        let _enter = Enter::new(&self.context);
-        self.context.block_on(future)
+        let _enter = self.scheduler.enter();
+        self.scheduler.block_on(future)
     }
 
     /// Spawns a task on this runtime. It starts running when the runtime is next driven by
@@ -122,13 +77,13 @@ impl Runtime {
     /// What the runtime has done so far: tasks spawned and polled, wakes by source, epoll
     /// waits and their events, timers fired.
     pub fn metrics(&self) -> Metrics {
-        self.context.metrics()
+        self.scheduler.metrics()
     }
 
     /// A handle that spawns onto this runtime from any thread.
     pub fn handle(&self) -> Handle {
         Handle {
-            shared: self.context.shared.clone(),
+            shared: self.scheduler.shared.clone(),
         }
     }
 }
@@ -136,15 +91,15 @@ impl Runtime {
 impl Drop for Runtime {
     fn drop(&mut self) {
         // Enter the runtime so that destructors which spawn or touch timers find it.
-        let _enter = Enter::new(&self.context);
-        self.context.shutdown();
+        let _enter = self.scheduler.enter();
+        self.scheduler.shutdown();
     }
 }
 
 impl fmt::Debug for Runtime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Runtime")
-            .field("tasks", &self.context.task_count())
+            .field("tasks", &self.scheduler.task_count())
             .finish()
     }
 }
@@ -152,8 +107,8 @@ impl fmt::Debug for Runtime {
 /// A reference to a runtime that can be sent to other threads.
 #[derive(Clone)]
 pub struct Handle {
-    /// The runtime's shared half.
-    pub(crate) shared: Arc<Shared>,
+    /// The scheduler's shared half.
+    shared: Arc<Shared>,
 }
 
 impl Handle {
@@ -170,9 +125,9 @@ impl Handle {
 
     /// The runtime this thread is running, if any.
     pub fn try_current() -> Option<Handle> {
-        with_current(|c| {
-            c.map(|c| Handle {
-                shared: c.shared.clone(),
+        with_current(|scheduler| {
+            scheduler.map(|scheduler| Handle {
+                shared: scheduler.shared.clone(),
             })
         })
     }
@@ -185,28 +140,14 @@ impl Handle {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        with_current(|current| match current {
-            Some(context) if Arc::ptr_eq(&context.shared, &self.shared) => context.spawn(future),
-            _ => {
-                let id = self.shared.counters.spawned();
-                if self.shared.trace {
-                    trace::trace(format_args!("task {id} spawned from outside the runtime"));
-                }
-                let (task, handle) = new_task(future, self.shared.clone(), id);
-                self.shared.schedule(task);
-                handle
-            }
-        })
+        self.shared.spawn(future)
     }
 
     /// What the runtime has done so far; see [`Runtime::metrics`]. Exact on the runtime's own
     /// thread; from another thread, the counts the runtime thread makes itself (polls, wakes on
     /// its thread, epoll waits, events, timers) are as of its last visit to epoll.
     pub fn metrics(&self) -> Metrics {
-        with_current(|current| match current {
-            Some(context) if Arc::ptr_eq(&context.shared, &self.shared) => context.metrics(),
-            _ => self.shared.counters.snapshot(),
-        })
+        self.shared.metrics()
     }
 }
 
@@ -240,7 +181,7 @@ where
     F::Output: Send + 'static,
 {
     with_current(|current| match current {
-        Some(context) => context.spawn(future),
+        Some(scheduler) => scheduler.spawn(future),
         None => panic!(
             "ripple::spawn was called outside a ripple runtime. Call it from inside \
              ripple::block_on, #[ripple::main] or a task, or use Handle::spawn from other threads."

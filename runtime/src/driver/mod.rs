@@ -1,0 +1,311 @@
+//! The driver: where a thread with nothing to run waits for I/O and timers.
+//!
+//! A scheduler needs three things from the world outside its run queue, and this module is all
+//! it sees of it: [`Driver::park`] (wait until an I/O event, a timer, or an unpark, at most for a
+//! timeout; a zero timeout only looks), [`Handle::unpark`] (from any thread, wake whoever is
+//! parked), and the [`Handle`] that I/O objects and sleeps register with, made current on a
+//! thread by [`Local::enter`].
+//!
+//! A park reads top to bottom, like the seeds' event loop: fire the due timers; re-check the
+//! sources that short reads drained; wait in epoll with the nearest deadline as the timeout;
+//! for each event, set its source's readiness bit and wake the task parked there. The driver
+//! holds no lock while it wakes a task, and a task woken here is only queued: the scheduler runs
+//! it after `park` returns.
+//!
+//! The [`Driver`] itself (the event buffer, the list of fired timers) belongs to one thread at a
+//! time: the current-thread scheduler owns it outright, and a multi-thread scheduler hands it
+//! from worker to worker, each of which keeps its own [`Local`]. Everything the driver shares
+//! (the reactor's registry, the timers) is behind the [`Handle`], which any thread may use.
+
+use std::io;
+use std::num::NonZeroUsize;
+use std::os::fd::AsRawFd;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::task::Waker;
+use std::time::Duration;
+
+use polling::Events;
+
+use crate::context::Enter;
+use crate::metrics::{LocalCounters, WakeSource};
+use crate::reactor::{self, Drained, Reactor, SourceKey, READABLE, WRITABLE};
+use crate::time;
+use crate::trace::trace;
+
+/// The shared half of a driver: its reactor and timers. Cloned into every runtime handle;
+/// `Async` keeps the reactor and `Sleep` the timers.
+#[derive(Debug, Clone)]
+pub(crate) struct Handle {
+    /// The epoll reactor.
+    io: Arc<Reactor>,
+    /// The timers.
+    time: time::Handle,
+}
+
+/// The half of a driver that parks: one thread at a time holds it.
+#[derive(Debug)]
+pub(crate) struct Driver {
+    /// The reactor and timers it waits on.
+    handle: Handle,
+    /// epoll's output buffer, reused across waits.
+    events: Events,
+    /// Wakers of fired timers, woken after the timers' lock is dropped; reused across parks.
+    wakers: Vec<Waker>,
+    /// The drained sources handed over for the next re-check; reused across parks.
+    drained: Drained,
+    /// Bumped for each batch of readiness the driver sets (an epoll batch, a re-check), and
+    /// stamped into each source's readiness word, so that a task's clear never erases an edge
+    /// newer than the one it saw.
+    tick: usize,
+}
+
+/// What a thread that runs tasks keeps for a driver: its own list of drained sources, and what
+/// it makes current so that I/O objects and sleeps created on it find the driver.
+#[derive(Debug)]
+pub(crate) struct Local {
+    /// This thread's part of the reactor.
+    io: reactor::Local,
+    /// The timers.
+    time: time::Handle,
+}
+
+/// Keeps a driver current on this thread (see [`Local::enter`]).
+#[derive(Debug)]
+pub(crate) struct Entered<'a> {
+    /// The reactor, for `Async::new`.
+    _io: Enter<'a, reactor::Local>,
+    /// The timers, for `Sleep`.
+    _time: Enter<'a, time::Handle>,
+}
+
+impl Driver {
+    /// A new epoll instance and empty timers.
+    pub(crate) fn new(trace: bool) -> io::Result<Driver> {
+        let io = Arc::new(Reactor::new(trace)?);
+        let time = time::Handle::new(futures_task::waker(io.clone()));
+        Ok(Driver {
+            handle: Handle { io, time },
+            events: Events::with_capacity(NonZeroUsize::new(1024).expect("1024 is not zero")),
+            wakers: Vec::new(),
+            drained: Drained::default(),
+            tick: 0,
+        })
+    }
+
+    /// The shared half.
+    pub(crate) fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// Waits for I/O events and timers, at most `timeout` (`None`: until something happens; a
+    /// zero timeout only looks), and wakes the tasks they release. `local` is the calling
+    /// thread's part of the driver; `counters`, its counters, which also say who is waking.
+    ///
+    /// Fails only if the poller itself is broken (epoll_wait, or the timerfd and eventfd
+    /// bookkeeping `polling` does around it).
+    pub(crate) fn park(
+        &mut self,
+        local: &Local,
+        timeout: Option<Duration>,
+        counters: &LocalCounters,
+    ) -> io::Result<()> {
+        let Driver {
+            handle,
+            events,
+            wakers,
+            drained,
+            tick,
+        } = self;
+        let (reactor, time) = (&*handle.io, &handle.time);
+
+        // 1. Timers: fire the due ones; the next deadline bounds the wait.
+        let mut timeout = time.fire(wakers, timeout);
+        if !wakers.is_empty() {
+            counters.fired(wakers.len());
+            if reactor.trace {
+                trace(format_args!("{} timer(s) fired", wakers.len()));
+            }
+            counters.set_waking(WakeSource::Timer);
+            wake_all(wakers);
+        }
+        counters.set_waking(WakeSource::Reactor);
+
+        // 2. Sources that short reads drained: one poll(2) looks for a FIN that came with their
+        //    last data. Any it finds is work to do now, so the wait must not block.
+        local.io.take_drained(drained);
+        if recheck_drained(reactor, drained, next_tick(tick)) > 0 {
+            timeout = Some(Duration::ZERO);
+        }
+
+        // 3. Wait. `polling`'s wait costs five syscalls even when it must not block (it re-arms
+        //    a timerfd and its eventfd around `epoll_wait`). A busy runtime looks every 61
+        //    polls, so first ask the epoll instance itself, with one `poll(2)`, whether anything
+        //    is ready.
+        events.clear();
+        if timeout != Some(Duration::ZERO) || anything_ready(reactor) {
+            let waited = reactor.poller.wait(events, timeout);
+            time.unparked();
+            waited?;
+            if reactor.trace {
+                trace_wait(timeout, events.len());
+            }
+        } else {
+            time.unparked();
+        }
+
+        // 4. Dispatch: each event sets its source's readiness and wakes the task parked there.
+        let tick = next_tick(tick);
+        let mut count = 0;
+        for event in events.iter() {
+            count += 1;
+            // SAFETY: epoll reports only keys this reactor gave it (`Reactor::add`), and
+            // `polling` drops its own; the runtime is not used across a `fork`.
+            let key = unsafe { SourceKey::from_epoll(event.key) };
+            let Some(io) = reactor.source(key) else {
+                if reactor.trace {
+                    trace_stale(key);
+                }
+                continue;
+            };
+            // `polling` reports hang-up and error as both readable and writable, so both
+            // directions wake and see the error from their next read or write.
+            let ready = (if event.readable { READABLE } else { 0 })
+                | (if event.writable { WRITABLE } else { 0 });
+            if reactor.trace {
+                trace_event(io.index, ready, "");
+            }
+            io.set_readiness(tick, ready);
+        }
+        counters.waited(count);
+        counters.set_waking(WakeSource::Main);
+        Ok(())
+    }
+}
+
+impl Handle {
+    /// Wakes the thread parked in this driver, if one is, from any thread. Cheap when it is
+    /// already notified.
+    pub(crate) fn unpark(&self) {
+        self.io.notify();
+    }
+
+    /// A thread's part of this driver.
+    pub(crate) fn local(&self) -> Local {
+        Local {
+            io: reactor::Local::new(self.io.clone()),
+            time: self.time.clone(),
+        }
+    }
+
+    /// Fails every registered I/O object and forgets every timer: the runtime is going away.
+    /// Parked sleeps hold wakers, which hold tasks, which hold the runtime: this breaks the
+    /// cycle.
+    pub(crate) fn shutdown(&self) {
+        self.io.shutdown();
+        self.time.clear();
+    }
+}
+
+impl Local {
+    /// Makes the driver current on this thread, so that I/O objects and sleeps created here
+    /// register with it, until the guard drops.
+    pub(crate) fn enter(&self) -> Entered<'_> {
+        Entered {
+            _io: self.io.enter(),
+            _time: self.time.enter(),
+        }
+    }
+}
+
+/// Marks readable every drained source whose peer `poll(2)` finds shut down (or hung up, or
+/// failed), stamped with `tick`, waking its reader, and empties the list. Returns how many it
+/// found.
+fn recheck_drained(reactor: &Reactor, drained: &mut Drained, tick: usize) -> usize {
+    if drained.is_empty() {
+        return 0;
+    }
+    let pollfds = &mut drained.pollfds;
+    // SAFETY: `pollfds` is a valid, exclusively borrowed array of `pollfds.len()` entries, and a
+    // zero timeout makes the call return at once. Closed fds only yield POLLNVAL.
+    let polled = unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, 0) };
+    let mut found = 0;
+    if polled != 0 {
+        for (pollfd, &key) in pollfds.iter().zip(drained.keys.iter()) {
+            // If poll itself failed, treat every source as readable: a spurious wake costs one
+            // read, a missed one would hang its task.
+            let readable = polled < 0 || pollfd.revents & !libc::POLLNVAL != 0;
+            if let Some(io) = reactor.source(key).filter(|_| readable) {
+                if reactor.trace {
+                    trace_event(io.index, READABLE, " (peer shut down, found by poll)");
+                }
+                io.set_readiness(tick, READABLE);
+                found += 1;
+            }
+        }
+    }
+    drained.clear();
+    found
+}
+
+/// A fresh tick to stamp readiness with.
+#[inline]
+fn next_tick(tick: &mut usize) -> usize {
+    *tick = tick.wrapping_add(1);
+    *tick
+}
+
+/// Whether the epoll instance has events to report (or `poll` failed, in which case only a
+/// real wait can tell). An epoll fd is itself pollable: readable while its ready list is not
+/// empty, which includes a pending notify.
+fn anything_ready(reactor: &Reactor) -> bool {
+    let mut pollfd = libc::pollfd {
+        fd: reactor.poller.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: `pollfd` is one valid, exclusively borrowed entry, and a zero timeout makes the
+    // call return at once; the poller's fd is open for as long as `reactor` lives.
+    unsafe { libc::poll(&mut pollfd, 1, 0) != 0 }
+}
+
+/// Wakes every waker in `wakers`, emptying it. A waker that panics is contained, so one
+/// misbehaving task cannot take the driver down.
+fn wake_all(wakers: &mut Vec<Waker>) {
+    for waker in wakers.drain(..) {
+        let _ = catch_unwind(AssertUnwindSafe(|| waker.wake()));
+    }
+}
+
+/// Prints the trace line of one epoll wait. Out of line, so the hot path only tests the flag.
+#[cold]
+#[inline(never)]
+fn trace_wait(timeout: Option<Duration>, n: usize) {
+    let s = if n == 1 { "" } else { "s" };
+    let timeout = match timeout {
+        None => "none".to_string(),
+        Some(t) => format!("{}ms", t.as_millis()),
+    };
+    trace(format_args!(
+        "epoll wait (timeout {timeout}) -> {n} event{s}"
+    ));
+}
+
+/// Prints that an event came for a registration that is no more.
+#[cold]
+#[inline(never)]
+fn trace_stale(key: SourceKey) {
+    trace(format_args!(
+        "event for a deleted registration (key {:#x}) ignored",
+        key.get()
+    ));
+}
+
+/// Prints the trace line of one event: the source's slot and which ways it became ready.
+#[cold]
+#[inline(never)]
+fn trace_event(index: usize, ready: usize, why: &str) {
+    let read = if ready & READABLE != 0 { " read" } else { "" };
+    let write = if ready & WRITABLE != 0 { " write" } else { "" };
+    trace(format_args!("source {index} ready:{read}{write}{why}"));
+}

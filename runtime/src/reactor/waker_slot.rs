@@ -1,0 +1,161 @@
+//! A lock-free slot for the waker of one parked task, shared by that task and the reactor.
+//!
+//! When a read finds its socket not ready, the task leaves its waker in the source and returns
+//! `Pending`; when epoll reports the socket ready, the reactor takes the waker out and wakes it.
+//! The two sides run on any threads at any time, and a lock per park and per event would cost
+//! every message. So the slot follows the protocol of the `futures` crate's `AtomicWaker`: a
+//! small state word says who may touch the waker right now, and whoever finds the other side
+//! busy leaves the wake to it, so that a wake is never lost.
+
+use std::cell::UnsafeCell;
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::Waker;
+
+/// The waker of one parked task, shared between that task (which stores it) and the reactor
+/// (which takes it out to wake it), on any threads, with no lock: the protocol of the
+/// `futures` crate's `AtomicWaker`, plus a bit that lets the reactor pass an empty slot by with
+/// one load.
+///
+/// `state` says who may touch `waker` right now: nobody (`EMPTY` or `FULL`, by whether a waker
+/// is stored), the task storing its waker (`REGISTERING` set), or the reactor taking it out
+/// (`WAKING` set). A task that finds `WAKING` does not store, and wakes itself; a reactor that finds
+/// `REGISTERING` only adds `WAKING`, and the registering task, seeing it when it tries to let go,
+/// takes the waker out and wakes it. Either way the wake is never lost.
+pub(crate) struct WakerSlot {
+    /// `EMPTY` or `FULL`, possibly with `REGISTERING` or `WAKING` on top.
+    pub(super) state: AtomicUsize,
+    /// The parked task's waker.
+    ///
+    /// # Invariant
+    /// Touched only by the thread that set `REGISTERING` or `WAKING` in `state`, until that
+    /// thread clears it again. `Some` exactly when `state` says `FULL` (or is being changed by
+    /// that thread).
+    pub(super) waker: UnsafeCell<Option<Waker>>,
+}
+
+/// No waker is stored and nobody is touching the slot.
+pub(super) const EMPTY: usize = 0;
+/// A task is storing its waker.
+const REGISTERING: usize = 1;
+/// The reactor is taking the waker out.
+pub(super) const WAKING: usize = 2;
+/// A waker is stored.
+pub(super) const FULL: usize = 4;
+
+// SAFETY: the waker cell is handed to one thread at a time by `state` (see the invariant on
+// `waker`), and `Waker` itself is `Send + Sync`.
+unsafe impl Sync for WakerSlot {}
+
+/// What [`WakerSlot::register`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Registered {
+    /// The slot holds this task's waker (stored now, or already), or the task was woken.
+    Yes,
+    /// The slot holds another task's waker: the caller must keep this one elsewhere.
+    Occupied,
+}
+
+impl WakerSlot {
+    /// An empty slot.
+    pub(crate) fn new() -> WakerSlot {
+        WakerSlot {
+            state: AtomicUsize::new(EMPTY),
+            waker: UnsafeCell::new(None),
+        }
+    }
+
+    /// Stores `waker` in the slot, unless the slot holds another task's waker already (which is
+    /// then left alone: nothing is dropped or replaced here).
+    ///
+    /// The caller then checks readiness again with a `SeqCst` load: `take` may have passed the
+    /// slot by just before this stored the waker, but then its readiness, set before it looked,
+    /// is what the caller sees. That rests on the compare-exchange that sets `REGISTERING` being
+    /// `SeqCst`, like `take`'s first load and the readiness update before it.
+    pub(crate) fn register(&self, waker: &Waker) -> Registered {
+        let mut idle = self.state.load(Ordering::SeqCst);
+        loop {
+            match idle {
+                EMPTY | FULL => {}
+                // Being woken right now. The readiness that the waking side set first may be
+                // cleared again (by the task it wakes) before the caller looks, so the caller
+                // cannot count on seeing it: wake it, as `AtomicWaker` does, and its next poll
+                // registers again.
+                _ if idle & REGISTERING == 0 => {
+                    waker.wake_by_ref();
+                    return Registered::Yes;
+                }
+                // Another task is registering here at this very moment.
+                _ => return Registered::Occupied,
+            }
+            match self.state.compare_exchange(
+                idle,
+                idle | REGISTERING,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => break,
+                Err(actual) => idle = actual,
+            }
+        }
+        // SAFETY: we set REGISTERING, so the cell is ours.
+        let slot = unsafe { &mut *self.waker.get() };
+        let registered = match slot {
+            None => {
+                *slot = Some(waker.clone());
+                Registered::Yes
+            }
+            Some(old) if old.will_wake(waker) => Registered::Yes,
+            Some(_) => Registered::Occupied,
+        };
+        let done = self.state.compare_exchange(
+            idle | REGISTERING,
+            FULL,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+        if done.is_err() {
+            // The reactor came by meanwhile (it added WAKING) and left the wake to us: take the
+            // waker out, give the slot back, wake it.
+            let woken = slot.take();
+            self.state.store(EMPTY, Ordering::Release);
+            if let Some(woken) = woken {
+                woken.wake();
+            }
+        }
+        registered
+    }
+
+    /// Takes the parked waker out, if there is one and nobody else is touching it. A task that is
+    /// registering at this moment will find `WAKING` and wake itself.
+    ///
+    /// The caller has just set readiness with a `SeqCst` read-modify-write (see `register`).
+    #[inline]
+    pub(crate) fn take(&self) -> Option<Waker> {
+        // Nothing parked and nobody registering: nothing to do, and no write to the line.
+        if self.state.load(Ordering::SeqCst) == EMPTY {
+            return None;
+        }
+        match self.state.fetch_or(WAKING, Ordering::AcqRel) {
+            EMPTY | FULL => {
+                // SAFETY: we set WAKING on an idle slot, so the cell is ours.
+                let waker = unsafe { (*self.waker.get()).take() };
+                // A plain store: while WAKING is set, nobody else changes the state (a
+                // registering task backs off, another taker's `fetch_or` adds nothing).
+                self.state.store(EMPTY, Ordering::Release);
+                waker
+            }
+            // A task is registering (and will see WAKING and wake itself), or someone else is
+            // taking the waker.
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Debug for WakerSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WakerSlot")
+            .field("state", &self.state.load(Ordering::Relaxed))
+            .finish()
+    }
+}

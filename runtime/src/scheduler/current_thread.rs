@@ -1,0 +1,459 @@
+//! The current-thread scheduler: one thread, one run queue, and the driver it parks in.
+//!
+//! One thread runs everything: it pops a task, polls it, and repeats. When the queue is empty it
+//! *parks*: the driver fires due timers and blocks in epoll until an event, a timer or another
+//! thread wakes it. Every [`EVENT_INTERVAL`](super::EVENT_INTERVAL) polls it also parks with a zero timeout, a look that
+//! does not block, so a task that is always ready cannot starve I/O or timers.
+//!
+//! State is split by who may touch it. [`Shared`] is reachable from any thread (through wakers
+//! and handles) and uses atomics and locks. [`Core`] belongs to the thread inside `block_on` and
+//! uses plain `RefCell`s; the thread finds it through a thread-local pointer, set while it runs
+//! the scheduler.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::pin;
+use std::ptr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_task::ArcWake;
+
+use super::inject::Inject;
+use super::owned::{OwnedTasks, Released};
+use super::INJECT_INTERVAL;
+use crate::context::{Enter, Scoped};
+use crate::coop;
+use crate::driver::{self, Driver};
+use crate::metrics::{Counters, LocalCounters, Metrics, WakeSource};
+use crate::task_core::{new_task, JoinHandle, RunOutcome, Runnable, Schedule, TaskRef};
+use crate::trace::trace;
+
+/// The part of a scheduler that any thread may reach.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// Tasks woken or spawned from other threads, waiting for the scheduler's thread.
+    inject: Inject,
+    /// Tasks that completed on other threads, for the registry to forget.
+    released: Released,
+    /// Set by the `block_on` future's waker; the loop polls that future only when it is set.
+    main_woken: AtomicBool,
+    /// The reactor and timers, for unparking the thread and for shutdown.
+    driver: driver::Handle,
+    /// What the scheduler did so far; see `metrics.rs`.
+    pub(crate) counters: Counters,
+    /// Whether to print the trace (`RIPPLE_TRACE`); fixed when the runtime is built.
+    trace: bool,
+}
+
+/// The part of a scheduler that only the thread inside `block_on` touches.
+#[derive(Debug)]
+pub(crate) struct Core {
+    /// Runnable tasks, in wake order.
+    run_queue: RefCell<VecDeque<TaskRef>>,
+    /// Every live task, so that shutdown can drop the futures of tasks parked on I/O or timers
+    /// (the run queue only knows about runnable ones).
+    owned: OwnedTasks,
+    /// The driver, owned outright: only this thread ever parks in it.
+    driver: RefCell<Driver>,
+    /// This thread's part of the driver.
+    driver_local: driver::Local,
+    /// Polls since the thread last parked.
+    polls_since_park: Cell<u32>,
+    /// Polls in total, for choosing between the local queue and the inject queue.
+    polls: Cell<u32>,
+    /// Polls between non-blocking looks at the driver.
+    event_interval: u32,
+    /// The counts only this thread makes, and who is waking tasks right now; published to
+    /// `Shared::counters` at each park.
+    counters: LocalCounters,
+    /// A copy of `Shared::trace` where the hot paths already look, so that a trace that is off
+    /// costs them one compare with memory they have at hand.
+    trace: bool,
+}
+
+/// A current-thread scheduler: the shared half and the thread's half.
+#[derive(Debug)]
+pub(crate) struct CurrentThread {
+    /// Reachable from everywhere.
+    pub(crate) shared: Arc<Shared>,
+    /// Ours while we are inside `block_on`.
+    core: Core,
+}
+
+thread_local! {
+    /// The scheduler this thread is running, if any.
+    static CURRENT: Scoped<CurrentThread> = const { Scoped::new() };
+}
+
+/// Runs `f` with the scheduler this thread is running, if any.
+#[inline]
+pub(crate) fn with_current<R>(f: impl FnOnce(Option<&CurrentThread>) -> R) -> R {
+    Scoped::with(&CURRENT, f)
+}
+
+/// Keeps a scheduler (and its driver) current on this thread; see [`CurrentThread::enter`].
+#[derive(Debug)]
+pub(crate) struct Entered<'a> {
+    /// The scheduler, for `spawn` and for wakes on this thread.
+    _scheduler: Enter<'a, CurrentThread>,
+    /// The driver, for new I/O objects and sleeps.
+    _driver: driver::Entered<'a>,
+}
+
+impl Shared {
+    /// Queues a task from a thread that is not running this scheduler.
+    fn push_remote(&self, task: TaskRef) {
+        if self.inject.push(task) {
+            // The thread may be blocked in epoll: wake it.
+            self.driver.unpark();
+        }
+    }
+
+    /// Whether `scheduler` is this one.
+    #[inline]
+    fn is(&self, scheduler: &CurrentThread) -> bool {
+        ptr::eq(self, &*scheduler.shared)
+    }
+
+    /// Spawns a task, from any thread: on the scheduler's own thread it is queued locally;
+    /// elsewhere it goes through the inject queue and the thread is woken.
+    pub(crate) fn spawn<F>(self: &Arc<Self>, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        with_current(|current| match current {
+            Some(scheduler) if self.is(scheduler) => scheduler.spawn(future),
+            _ => {
+                let id = self.counters.spawned();
+                if self.trace {
+                    trace(format_args!("task {id} spawned from outside the runtime"));
+                }
+                let (task, handle) = new_task(future, self.clone(), id);
+                // Counted (and traced) as a wake from another thread, like any remote wake.
+                self.schedule(task);
+                handle
+            }
+        })
+    }
+
+    /// What the scheduler has done so far: exact on its own thread; elsewhere, as of its last
+    /// park.
+    pub(crate) fn metrics(&self) -> Metrics {
+        with_current(|current| match current {
+            Some(scheduler) if self.is(scheduler) => scheduler.metrics(),
+            _ => self.counters.snapshot(),
+        })
+    }
+}
+
+impl Schedule for Arc<Shared> {
+    fn schedule(&self, task: TaskRef) {
+        with_current(|current| match current {
+            // On the scheduler's own thread: no lock, no syscall.
+            Some(scheduler) if self.is(scheduler) => scheduler.push_woken(task),
+            _ => {
+                self.counters.woken_remotely();
+                if self.trace {
+                    trace(format_args!("task {} woken by another thread", task.id()));
+                }
+                self.push_remote(task)
+            }
+        });
+    }
+
+    #[inline]
+    fn is_local(&self) -> bool {
+        with_current(|current| current.is_some_and(|scheduler| self.is(scheduler)))
+    }
+
+    #[inline]
+    fn schedule_local(task: TaskRef) {
+        with_current(|current| {
+            current
+                .expect("schedule_local is called only where is_local holds")
+                .push_woken(task)
+        });
+    }
+
+    fn release(&self, task: &dyn Runnable) {
+        with_current(|current| match current {
+            Some(scheduler) if self.is(scheduler) => scheduler.core.owned.remove(task),
+            _ => self.released.push(task),
+        });
+    }
+}
+
+/// The waker of the future passed to `block_on`: it only raises a flag (and wakes the thread
+/// if it sleeps in epoll), because that future is polled by the loop itself, not queued.
+impl ArcWake for Shared {
+    fn wake_by_ref(arc_self: &Arc<Self>) {
+        if arc_self.main_woken.swap(true, Ordering::AcqRel) {
+            // Already woken and not yet polled: one poll serves both wakes, and whoever raised
+            // the flag first also woke the thread if it had to (the scheduler's own thread,
+            // which need not, looks at the flag before it parks). So: one wake, counted once.
+            return;
+        }
+        with_current(|current| match current {
+            Some(scheduler) if arc_self.is(scheduler) => {
+                let source = scheduler.core.counters.waking();
+                scheduler.core.counters.woken_by(source);
+                if arc_self.trace {
+                    trace_wake(&format_args!("the block_on future"), source);
+                }
+            }
+            _ => {
+                arc_self.counters.woken_remotely();
+                if arc_self.trace {
+                    trace(format_args!("the block_on future woken by another thread"));
+                }
+                // The thread may be blocked in epoll: wake it.
+                arc_self.driver.unpark();
+            }
+        });
+    }
+}
+
+impl CurrentThread {
+    /// A fresh scheduler with a driver of its own.
+    pub(crate) fn new(event_interval: u32, trace: bool) -> std::io::Result<Self> {
+        let driver = Driver::new(trace)?;
+        let driver_handle = driver.handle().clone();
+        let shared = Arc::new(Shared {
+            inject: Inject::default(),
+            released: Released::default(),
+            main_woken: AtomicBool::new(false),
+            driver: driver_handle.clone(),
+            counters: Counters::default(),
+            trace,
+        });
+        let core = Core {
+            run_queue: RefCell::new(VecDeque::with_capacity(256)),
+            owned: OwnedTasks::default(),
+            driver: RefCell::new(driver),
+            driver_local: driver_handle.local(),
+            polls_since_park: Cell::new(0),
+            polls: Cell::new(0),
+            event_interval,
+            counters: LocalCounters::default(),
+            trace,
+        };
+        Ok(CurrentThread { shared, core })
+    }
+
+    /// Makes this scheduler and its driver current on this thread until the guard drops: tasks
+    /// spawned and woken here go to its run queue, I/O objects and sleeps to its driver.
+    pub(crate) fn enter(&self) -> Entered<'_> {
+        Entered {
+            _scheduler: Scoped::enter(&CURRENT, self),
+            _driver: self.core.driver_local.enter(),
+        }
+    }
+
+    /// Spawns a task on this scheduler, from its own thread.
+    pub(crate) fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let id = self.shared.counters.spawned();
+        if self.shared.trace {
+            trace(format_args!("task {id} spawned"));
+        }
+        let (task, handle) = new_task(future, self.shared.clone(), id);
+        self.core.owned.insert(&task);
+        self.core.run_queue.borrow_mut().push_back(task);
+        handle
+    }
+
+    /// Queues a task woken on this thread, counting (and tracing) who woke it.
+    #[inline]
+    fn push_woken(&self, task: TaskRef) {
+        let source = self.core.counters.waking();
+        self.core.counters.woken_by(source);
+        if self.core.trace {
+            trace_task_wake(&*task, source);
+        }
+        self.core.run_queue.borrow_mut().push_back(task)
+    }
+
+    /// The next task to poll: usually the local queue's head, but the inject queue's every
+    /// `INJECT_INTERVAL` polls so that it is not starved by a busy local queue.
+    #[inline]
+    fn next_task(&self) -> Option<TaskRef> {
+        let polls = self.core.polls.get().wrapping_add(1);
+        self.core.polls.set(polls);
+        if polls % INJECT_INTERVAL == 0 {
+            self.pop_inject().or_else(|| self.pop_local())
+        } else {
+            self.pop_local().or_else(|| self.pop_inject())
+        }
+    }
+
+    /// Pops the local queue's head.
+    #[inline]
+    fn pop_local(&self) -> Option<TaskRef> {
+        self.core.run_queue.borrow_mut().pop_front()
+    }
+
+    /// Pops the inject queue's head; a task spawned from another thread is adopted here.
+    fn pop_inject(&self) -> Option<TaskRef> {
+        let task = self.shared.inject.pop()?;
+        if !self.core.owned.contains(&task) {
+            self.core.owned.insert(&task);
+        }
+        Some(task)
+    }
+
+    /// Drives `future` to completion, running every spawned task in between.
+    ///
+    /// The caller has entered this scheduler on the current thread.
+    pub(crate) fn block_on<F: Future>(&self, future: F) -> F::Output {
+        let waker = futures_task::waker_ref(&self.shared);
+        let mut cx = Context::from_waker(&waker);
+        let mut future = pin!(future);
+        self.shared.main_woken.store(true, Ordering::Release);
+        let core = &self.core;
+        loop {
+            if self.shared.main_woken.swap(false, Ordering::AcqRel) {
+                core.polls_since_park.set(core.polls_since_park.get() + 1);
+                core.counters.set_waking(WakeSource::Main);
+                let polled = coop::with_budget(|| future.as_mut().poll(&mut cx));
+                if let Poll::Ready(output) = polled {
+                    core.counters.publish(&self.shared.counters);
+                    return output;
+                }
+            }
+            // Run tasks until the budget between two looks at the driver is spent or none is
+            // left.
+            while core.polls_since_park.get() < core.event_interval {
+                let Some(task) = self.next_task() else { break };
+                core.polls_since_park.set(core.polls_since_park.get() + 1);
+                self.run(task);
+            }
+            if core.polls_since_park.get() >= core.event_interval {
+                // Still busy: look at I/O and timers without blocking, then carry on.
+                self.park(Some(Duration::ZERO));
+            } else if !self.shared.main_woken.load(Ordering::Acquire) {
+                // Nothing to do: sleep in epoll until I/O, a timer, or another thread.
+                self.park(None);
+            }
+        }
+    }
+
+    /// Runs one task: polls it with a fresh I/O budget, counting (and tracing) the poll.
+    #[inline(always)]
+    fn run(&self, task: TaskRef) {
+        self.core.counters.set_waking(WakeSource::Task);
+        if self.core.trace {
+            return self.run_traced(task);
+        }
+        self.run_counted(task);
+    }
+
+    /// `run` with the trace on: the same, plus a line naming the task and what its poll did.
+    #[cold]
+    #[inline(never)]
+    fn run_traced(&self, task: TaskRef) {
+        // Ask the id first: a task that completes may be freed by the time the poll returns.
+        let id = task.id();
+        let outcome = self.run_counted(task);
+        trace_poll(id, outcome);
+    }
+
+    /// Polls `task` and counts the poll, if it was one.
+    #[inline(always)]
+    fn run_counted(&self, task: TaskRef) -> RunOutcome {
+        // `run` contains the future's panics; this contains the rest (an output whose
+        // destructor panics when the last reference to a detached task goes away).
+        let ran = catch_unwind(AssertUnwindSafe(|| coop::with_budget(|| task.run())));
+        let outcome = ran.unwrap_or(RunOutcome::Panicked);
+        if matches!(
+            outcome,
+            RunOutcome::Pending | RunOutcome::Ready | RunOutcome::Panicked
+        ) {
+            self.core.counters.polled();
+        }
+        outcome
+    }
+
+    /// Parks in the driver for at most `timeout` (`None`: until something happens), which
+    /// queues the tasks that I/O and timers wake.
+    fn park(&self, timeout: Option<Duration>) {
+        let core = &self.core;
+        core.polls_since_park.set(0);
+        core.owned.apply_released(&self.shared.released);
+        // Publish before a wait that may last: other threads then see everything done so far.
+        core.counters.publish(&self.shared.counters);
+        let parked = core
+            .driver
+            .borrow_mut()
+            .park(&core.driver_local, timeout, &core.counters);
+        if let Err(err) = parked {
+            // The poller itself is broken; there is no way to go on without it.
+            panic!("ripple: waiting for I/O events failed: {err}");
+        }
+        core.counters.publish(&self.shared.counters);
+    }
+
+    /// Drops every task's future: the runtime is going away. Called on the scheduler's thread,
+    /// with it entered, when no task is running.
+    pub(crate) fn shutdown(&self) {
+        let core = &self.core;
+        // Wakes from here on (joiners of cancelled tasks) come from the runtime itself.
+        core.counters.set_waking(WakeSource::Shutdown);
+        let mut orphans = self.shared.inject.close();
+        // Dropping a future can spawn or wake tasks, so repeat until nothing is left.
+        loop {
+            let mut tasks = core.owned.drain(&self.shared.released);
+            tasks.extend(core.run_queue.borrow_mut().drain(..));
+            tasks.extend(orphans.drain(..));
+            if tasks.is_empty() {
+                break;
+            }
+            for task in tasks {
+                task.shutdown();
+            }
+        }
+        // I/O objects that outlive the runtime get an error instead of waiting forever, and
+        // parked sleeps let go of their wakers.
+        self.shared.driver.shutdown();
+    }
+
+    /// The scheduler's counters, exact when called on its own thread.
+    pub(crate) fn metrics(&self) -> Metrics {
+        self.core.counters.publish(&self.shared.counters);
+        self.shared.counters.snapshot()
+    }
+
+    /// Live tasks (spawned here, not yet complete).
+    pub(crate) fn task_count(&self) -> usize {
+        self.core.owned.len()
+    }
+}
+
+/// Prints the outcome of a poll. Out of line, so the hot path only tests the flag.
+#[cold]
+#[inline(never)]
+fn trace_poll(id: u64, outcome: RunOutcome) {
+    trace(format_args!("task {id} polled -> {outcome}"));
+}
+
+/// Prints who woke `task`. Out of line, like `trace_poll`.
+#[cold]
+#[inline(never)]
+fn trace_task_wake(task: &dyn Runnable, source: WakeSource) {
+    trace_wake(&format_args!("task {}", task.id()), source);
+}
+
+/// Prints who woke `what`.
+#[cold]
+fn trace_wake(what: &fmt::Arguments<'_>, source: WakeSource) {
+    trace(format_args!("{what} woken by {source}"));
+}
