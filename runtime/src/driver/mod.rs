@@ -17,6 +17,11 @@
 //! from worker to worker, each of which keeps its own [`Local`]. Everything the driver shares
 //! (the reactor's registry, the timers) is behind the [`Handle`], which any thread may use.
 
+// The multi-thread scheduler's way to share the driver; until that scheduler lands, only its
+// test uses it.
+#[cfg_attr(not(test), allow(dead_code))]
+mod shared;
+
 use std::io;
 use std::num::NonZeroUsize;
 use std::os::fd::AsRawFd;
@@ -121,20 +126,13 @@ impl Driver {
 
         // 1. Timers: fire the due ones; the next deadline bounds the wait.
         let mut timeout = time.fire(wakers, timeout);
-        if !wakers.is_empty() {
-            counters.fired(wakers.len());
-            if reactor.trace {
-                trace(format_args!("{} timer(s) fired", wakers.len()));
-            }
-            counters.set_waking(WakeSource::Timer);
-            wake_all(wakers);
-        }
+        fire_timers(wakers, counters, reactor.trace);
         counters.set_waking(WakeSource::Reactor);
 
         // 2. Sources that short reads drained: one poll(2) looks for a FIN that came with their
         //    last data. Any it finds is work to do now, so the wait must not block.
         local.io.take_drained(drained);
-        if recheck_drained(reactor, drained, next_tick(tick)) > 0 {
+        if !drained.is_empty() && recheck_drained(reactor, drained, next_tick(tick)) > 0 {
             timeout = Some(Duration::ZERO);
         }
 
@@ -149,6 +147,13 @@ impl Driver {
             waited?;
             if reactor.trace {
                 trace_wait(timeout, events.len());
+            }
+            // A wait that a deadline cut short ends with that deadline due: fire it now rather
+            // than one park later.
+            if timeout.is_some_and(|t| !t.is_zero()) {
+                time.fire(wakers, Some(Duration::ZERO));
+                fire_timers(wakers, counters, reactor.trace);
+                counters.set_waking(WakeSource::Reactor);
             }
         } else {
             time.unparked();
@@ -222,9 +227,6 @@ impl Local {
 /// failed), stamped with `tick`, waking its reader, and empties the list. Returns how many it
 /// found.
 fn recheck_drained(reactor: &Reactor, drained: &mut Drained, tick: usize) -> usize {
-    if drained.is_empty() {
-        return 0;
-    }
     let pollfds = &mut drained.pollfds;
     // SAFETY: `pollfds` is a valid, exclusively borrowed array of `pollfds.len()` entries, and a
     // zero timeout makes the call return at once. Closed fds only yield POLLNVAL.
@@ -253,6 +255,20 @@ fn recheck_drained(reactor: &Reactor, drained: &mut Drained, tick: usize) -> usi
 fn next_tick(tick: &mut usize) -> usize {
     *tick = tick.wrapping_add(1);
     *tick
+}
+
+/// Wakes the tasks of the timers that fired into `wakers` (if any), counting and tracing them.
+#[inline]
+fn fire_timers(wakers: &mut Vec<Waker>, counters: &LocalCounters, trace_on: bool) {
+    if wakers.is_empty() {
+        return;
+    }
+    counters.fired(wakers.len());
+    if trace_on {
+        trace(format_args!("{} timer(s) fired", wakers.len()));
+    }
+    counters.set_waking(WakeSource::Timer);
+    wake_all(wakers);
 }
 
 /// Whether the epoll instance has events to report (or `poll` failed, in which case only a

@@ -191,6 +191,21 @@ impl Local {
         Scoped::with(&CURRENT, |local| local.map(|local| local.reactor.clone()))
     }
 
+    /// Hands this thread's drained sources to whichever thread drives the reactor: this thread
+    /// is about to sleep without it, and their re-check must not wait for its return.
+    pub(crate) fn flush_drained(&self) {
+        let mut local = self.drained.borrow_mut();
+        if local.is_empty() {
+            return;
+        }
+        let mut remote = self.reactor.lock_drained();
+        remote.append(&mut local);
+        self.reactor.has_drained.store(true, Ordering::Release);
+        drop(remote);
+        drop(local);
+        self.reactor.notify();
+    }
+
     /// Moves this thread's drained sources, and those other threads queued, into `into`, which
     /// the driver has emptied since its last re-check.
     #[inline]
