@@ -25,7 +25,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-#[path = "../examples/journey_bench/text.rs"]
+#[path = "../tools/src/bin/journey_bench/text.rs"]
 mod text;
 use text::{command_output, xml_escape};
 

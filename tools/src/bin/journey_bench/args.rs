@@ -102,7 +102,7 @@ impl Args {
     /// The command that reproduces this run, for the report.
     pub fn command() -> String {
         let words: Vec<String> = std::env::args().skip(1).collect();
-        let mut command = String::from("cargo run --release --example journey_bench");
+        let mut command = String::from("cargo run --release -p ripple-tools --bin journey_bench");
         if !words.is_empty() {
             let _ = write!(command, " -- {}", words.join(" "));
         }

@@ -23,17 +23,16 @@
 //! core of a two-core machine. With `taskset` and two CPUs the server runs on CPU 0 and the
 //! client on CPU 1.
 //!
-//! Run it with `cargo run --release --example journey_bench` (about four and a half minutes on
-//! the project's two-core machine, building included) or
-//! `cargo run --release --example journey_bench -- --quick` (about a minute and a half: the same
-//! servers and levels, with a 0.25 s warm-up and two 0.4 s windows instead of 1 s and three
-//! 1.5 s windows, and shorter set-up limits). `-- --models echo,journey_ripple` measures only the
-//! named examples: any example that takes its listen address as its first argument and prints
-//! `listening on ADDR` once bound will do. It builds the servers itself
-//! (`cargo build --release --example ...`), prints one line per cell to stderr, and writes
-//! `docs/journey.md` (machine, method, one table per figure, the reasons for every level not
-//! served) with the charts `docs/journey_throughput.svg` and `docs/journey_memory.svg`; every
-//! run, `--quick` and `--models` ones too, rewrites all three.
+//! Run it with `cargo run --release -p ripple-tools --bin journey_bench` (about four and a half
+//! minutes on the project's two-core machine, building included) or `cargo run --release -p
+//! ripple-tools --bin journey_bench -- --quick` (about a minute and a half: the same servers and
+//! levels, with a 0.25 s warm-up and two 0.4 s windows instead of 1 s and three 1.5 s windows, and
+//! shorter set-up limits). `-- --models echo,journey_ripple` measures only the named examples: any
+//! example that takes its listen address as its first argument and prints `listening on ADDR` once
+//! bound will do. It builds the servers itself (`cargo build --release --example ...`), prints one
+//! line per cell to stderr, and writes `docs/journey.md` (machine, method, one table per figure,
+//! the reasons for every level not served) with the charts `docs/journey_throughput.svg` and
+//! `docs/journey_memory.svg`; every run, `--quick` and `--models` ones too, rewrites all three.
 //!
 //! The code, in the order a run goes: `args.rs` (the command line and the plan of a cell),
 //! `server.rs` (building, starting, pinning and killing the servers), `client.rs` (the load),
@@ -50,7 +49,7 @@ mod server;
 mod svg;
 mod text;
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::Instant;
 
 use args::{Args, Plan};
@@ -79,7 +78,11 @@ fn run() -> Result<()> {
     let started = Instant::now();
     let args = Args::parse()?;
     let plan = Plan::new(args.quick);
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    // The servers are examples of the workspace's root package, one folder up.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tools/ is in the workspace")
+        .to_path_buf();
     // Before any server starts: they inherit the limit, and their orphans come back to us.
     let open_files = raise_open_files_limit()?;
     become_subreaper()?;

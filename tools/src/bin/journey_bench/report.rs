@@ -65,7 +65,7 @@ impl Report<'_> {
             "The eight echo servers of the journey (`examples/journey/`), from a blocking \
              server that serves one client at a time to async/await on ripple, under the same \
              ping-pong load at 1 to 5,000 concurrent connections. Written by \
-             `examples/journey_bench/`.\n\n",
+             `tools/src/bin/journey_bench/`.\n\n",
         );
         md.push_str(&self.setting());
         md.push_str(&self.method());
