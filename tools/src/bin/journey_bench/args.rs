@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::Result;
+use ripple_tools::Result;
 
 /// One server of the journey.
 pub struct Model {

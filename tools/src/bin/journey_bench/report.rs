@@ -5,13 +5,15 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
+use ripple_tools::procfs::{cpu_info, mem_total_bytes};
+use ripple_tools::text::{command_output, number};
+use ripple_tools::Result;
+
 use crate::args::{Args, Plan};
 use crate::client::{CONNECT_BATCH, CONNECT_STALL, MESSAGE};
 use crate::measure::{Cell, Figures};
-use crate::procfs::{cpu_info, mem_total_bytes};
 use crate::svg::{line_chart, Scale, Series, PALETTE};
-use crate::text::{command_output, number};
-use crate::{Result, LEVELS};
+use crate::LEVELS;
 
 /// A table of the report: its title, and how a served cell's figures print in it.
 type Column = (&'static str, fn(&Figures) -> String);
