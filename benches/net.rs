@@ -15,11 +15,17 @@
 //!
 //! With `taskset` on the machine the server runs on CPU 0 and the load on CPU 1. Every figure is
 //! the median of the runs, every ratio the median of the per-pair ratios ripple/tokio. The
-//! results go to stdout as a table and to `docs/benchmarks.md` and `docs/benchmarks.svg`.
+//! results go to stdout as a table and to `benchmarks.md` and `benchmarks.svg` in the folder
+//! that `-- --out DIR` names. Without `--out`, a full run writes the committed report,
+//! `docs/benchmarks.md` and `docs/benchmarks.svg`; a `--quick` run writes to a fresh temporary
+//! folder, and says which.
+//!
+//! Starting, pinning and killing the servers, `/proc` and the report's text come from
+//! `ripple-tools` (`tools/src/`), which `tools/src/bin/journey_bench/` uses too.
 
 use std::fmt::Write as _;
 use std::net::TcpStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -37,9 +43,55 @@ const EXAMPLES: [&str; 5] = [
     "hello_http_tokio",
 ];
 
+/// The command line: `cargo bench --bench net -- [--quick] [--out DIR]`.
+struct Args {
+    /// `--quick`: fewer and shorter runs.
+    quick: bool,
+    /// `--out DIR`: the folder the report goes to.
+    out: Option<PathBuf>,
+}
+
+impl Args {
+    /// Parses the arguments. Cargo adds `--bench` to a benchmark without criterion's harness,
+    /// and `cargo bench FILTER` passes its filter to every benchmark: both are ignored.
+    fn parse() -> Result<Args> {
+        let mut args = Args {
+            quick: false,
+            out: None,
+        };
+        let mut words = std::env::args().skip(1);
+        while let Some(word) = words.next() {
+            match word.as_str() {
+                "--quick" => args.quick = true,
+                "--out" => args.out = Some(words.next().ok_or("--out needs a folder")?.into()),
+                "--bench" => {}
+                other => match other.strip_prefix("--out=") {
+                    Some(dir) => args.out = Some(dir.into()),
+                    None => eprintln!("net: ignoring the argument {other:?}"),
+                },
+            }
+        }
+        Ok(args)
+    }
+
+    /// The command that reproduces this run, for the report.
+    fn command(&self) -> String {
+        let mut command = String::from("cargo bench --bench net");
+        if self.quick || self.out.is_some() {
+            command.push_str(" --");
+        }
+        if self.quick {
+            command.push_str(" --quick");
+        }
+        if let Some(out) = &self.out {
+            let _ = write!(command, " --out {}", out.display());
+        }
+        command
+    }
+}
+
 /// How much work each part does: the full run or `--quick`.
 struct Plan {
-    quick: bool,
     /// Ripple/tokio pairs for the echo and HTTP loads.
     pairs: usize,
     /// Echo messages per run, over all connections...
@@ -123,11 +175,11 @@ fn main() {
 
 fn run() -> Result<()> {
     let started = Instant::now();
-    // Cargo passes `--bench` to a harness-less benchmark; only `--quick` matters here.
-    let quick = std::env::args().any(|a| a == "--quick");
-    let plan = if quick {
+    let args = Args::parse()?;
+    // The report's folder first, so that a bad `--out` fails before the long run.
+    let out = workspace::out_dir(args.out.clone(), !args.quick, "ripple-net-bench")?;
+    let plan = if args.quick {
         Plan {
-            quick,
             pairs: 2,
             echo_messages: 20_000,
             echo_min_per_connection: 100,
@@ -140,7 +192,6 @@ fn run() -> Result<()> {
         }
     } else {
         Plan {
-            quick,
             pairs: 5,
             echo_messages: 100_000,
             echo_min_per_connection: 400,
@@ -180,7 +231,7 @@ fn run() -> Result<()> {
     for note in &notes {
         println!("note: {note}");
     }
-    write_report(workspace::root(), &plan, &figures, &notes, elapsed)?;
+    write_report(&out, &args.command(), &plan, &figures, &notes, elapsed)?;
     Ok(())
 }
 
@@ -538,24 +589,20 @@ fn counts(plan: &Plan, figures: &mut Vec<Figure>, notes: &mut Vec<String>) -> Re
     Ok(())
 }
 
-/// Writes `docs/benchmarks.md` and `docs/benchmarks.svg`.
+/// Writes `benchmarks.md` and `benchmarks.svg` to the folder `out`; `command` is the one that
+/// reproduces the run.
 fn write_report(
-    root: &Path,
+    out: &Path,
+    command: &str,
     plan: &Plan,
     figures: &[Figure],
     notes: &[String],
     elapsed: f64,
 ) -> Result<()> {
-    let docs = root.join("docs");
-    std::fs::create_dir_all(&docs)?;
+    std::fs::create_dir_all(out)?;
     let date = command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
     let kernel = command_output("uname", &["-r"]);
     let (cpus, model) = cpu_info();
-    let command = if plan.quick {
-        "cargo bench --bench net -- --quick"
-    } else {
-        "cargo bench --bench net"
-    };
 
     let mut md = String::new();
     let _ = writeln!(md, "# ripple network benchmarks\n");
@@ -607,9 +654,12 @@ fn write_report(
         md,
         "![ratios, normalized so that right of 1.0 means ripple is better](benchmarks.svg)"
     );
-    std::fs::write(docs.join("benchmarks.md"), md)?;
-    std::fs::write(docs.join("benchmarks.svg"), svg(figures))?;
-    eprintln!("net: wrote docs/benchmarks.md and docs/benchmarks.svg");
+    std::fs::write(out.join("benchmarks.md"), md)?;
+    std::fs::write(out.join("benchmarks.svg"), svg(figures))?;
+    eprintln!(
+        "net: wrote benchmarks.md and benchmarks.svg to {}",
+        out.display()
+    );
     Ok(())
 }
 

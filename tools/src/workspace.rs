@@ -1,9 +1,11 @@
-//! The workspace the harnesses measure: where it is, building its servers, and where they land.
+//! The workspace the harnesses measure: where it is, building its servers, where they land, and
+//! where a report goes.
 //!
 //! The servers are examples of the workspace's root package (`examples/`). A harness builds them
 //! in release mode with the same cargo that runs the harness (`cargo build --release --example
 //! NAME`), so that a bench never measures a stale or a debug binary, and then starts them from
-//! the target folder.
+//! the target folder. Its report goes to `docs/` only from a full run: a quick or partial run
+//! writes to the folder its `--out` option names, or to a fresh temporary one.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -35,4 +37,35 @@ pub fn build(names: &[&str]) -> io::Result<bool> {
 /// The release binary of the example `name`, as [`build`] leaves it.
 pub fn program(name: &str) -> PathBuf {
     target_dir().join("release/examples").join(name)
+}
+
+/// The folder a report goes to: `out` if given (created if missing); else `docs/` in the root
+/// when the run is one whose report is committed there (`committed`); else a fresh temporary
+/// folder named after `name`, so that a quick or partial run never overwrites the committed
+/// report.
+pub fn out_dir(out: Option<PathBuf>, committed: bool, name: &str) -> io::Result<PathBuf> {
+    match out {
+        Some(dir) => {
+            std::fs::create_dir_all(&dir)?;
+            Ok(dir)
+        }
+        None if committed => Ok(root().join("docs")),
+        None => fresh_temp_dir(name),
+    }
+}
+
+/// A new, empty folder under the system's temporary folder: `NAME-PID-N`.
+fn fresh_temp_dir(name: &str) -> io::Result<PathBuf> {
+    let base = std::env::temp_dir();
+    for n in 0.. {
+        let dir = base.join(format!("{name}-{}-{n}", std::process::id()));
+        // `create_dir` fails if the folder exists, so a folder left by an earlier run (whose
+        // pid was the same) is never reused.
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(err) => return Err(err),
+        }
+    }
+    unreachable!("some folder name is free")
 }

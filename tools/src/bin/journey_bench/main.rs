@@ -24,15 +24,19 @@
 //! client on CPU 1.
 //!
 //! Run it with `cargo run --release -p ripple-tools --bin journey_bench` (about four and a half
-//! minutes on the project's two-core machine, building included) or `cargo run --release -p
-//! ripple-tools --bin journey_bench -- --quick` (about a minute and a half: the same servers and
-//! levels, with a 0.25 s warm-up and two 0.4 s windows instead of 1 s and three 1.5 s windows, and
-//! shorter set-up limits). `-- --models echo,journey_ripple` measures only the named examples: any
-//! example that takes its listen address as its first argument and prints `listening on ADDR` once
-//! bound will do. It builds the servers itself (`cargo build --release --example ...`), prints one
-//! line per cell to stderr, and writes `docs/journey.md` (machine, method, one table per figure,
-//! the reasons for every level not served) with the charts `docs/journey_throughput.svg` and
-//! `docs/journey_memory.svg`; every run, `--quick` and `--models` ones too, rewrites all three.
+//! minutes on the project's two-core machine, building included): it builds the servers itself
+//! (`cargo build --release --example ...`), prints one line per cell to stderr, and writes
+//! `docs/journey.md` (machine, method, one table per figure, the reasons for every level not
+//! served) with the charts `docs/journey_throughput.svg` and `docs/journey_memory.svg`.
+//!
+//! Options, after `--`:
+//! - `--quick`: about a minute and a half, with the same servers and levels, a 0.25 s warm-up
+//!   and two 0.4 s windows instead of 1 s and three 1.5 s windows, and shorter set-up limits.
+//! - `--models echo,journey_ripple`: only the named examples. Any example that takes its listen
+//!   address as its first argument and prints `listening on ADDR` once bound will do.
+//! - `--out DIR`: the folder the report and its charts go to. Without it, only a full run of the
+//!   whole journey writes to `docs/`; a `--quick` or `--models` run writes to a fresh temporary
+//!   folder, and says which, so it never overwrites the committed report.
 //!
 //! The code, in the order a run goes: `args.rs` (the command line and the plan of a cell),
 //! `client.rs` (the load), `measure.rs` (one cell, from starting its server to its figures),
@@ -90,6 +94,7 @@ fn run() -> Result<()> {
     }
     let results = measure_all(&args.models, &unbuilt, &plan, pinned);
     reap_orphans();
+    let out = workspace::out_dir(args.out.clone(), args.is_committed_run(), "journey")?;
     let report = Report {
         args: &args,
         plan: &plan,
@@ -98,11 +103,12 @@ fn run() -> Result<()> {
         open_files,
         elapsed: started.elapsed(),
     };
-    report.write(workspace::root())?;
+    report.write(&out)?;
     eprintln!(
-        "journey: done in {:.0} s; wrote docs/journey.md, docs/journey_throughput.svg and \
-         docs/journey_memory.svg",
-        started.elapsed().as_secs_f64()
+        "journey: done in {:.0} s; wrote journey.md, journey_throughput.svg and \
+         journey_memory.svg to {}",
+        started.elapsed().as_secs_f64(),
+        out.display()
     );
     Ok(())
 }

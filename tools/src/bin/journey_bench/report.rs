@@ -1,4 +1,4 @@
-//! The report: `docs/journey.md` (machine, method, one table per figure, the reasons for every
+//! The report: `journey.md` (machine, method, one table per figure, the reasons for every
 //! level not served) and its two charts, and how a cell's figures print.
 
 use std::fmt::Write as _;
@@ -18,7 +18,7 @@ use crate::LEVELS;
 /// A table of the report: its title, and how a served cell's figures print in it.
 type Column = (&'static str, fn(&Figures) -> String);
 
-/// Everything `docs/journey.md` says.
+/// Everything `journey.md` says.
 pub struct Report<'a> {
     /// The command line of this run.
     pub args: &'a Args,
@@ -35,18 +35,17 @@ pub struct Report<'a> {
 }
 
 impl Report<'_> {
-    /// Writes `docs/journey.md` and its two charts.
-    pub fn write(&self, root: &Path) -> Result<()> {
-        let docs = root.join("docs");
-        std::fs::create_dir_all(&docs)?;
-        std::fs::write(docs.join("journey.md"), self.markdown())?;
+    /// Writes `journey.md` and its two charts to the folder `out`.
+    pub fn write(&self, out: &Path) -> Result<()> {
+        std::fs::create_dir_all(out)?;
+        std::fs::write(out.join("journey.md"), self.markdown())?;
         let throughput = line_chart(
             "Throughput against connections",
             "messages per second",
             Scale::Linear,
             &self.series(|f| f.throughput),
         );
-        std::fs::write(docs.join("journey_throughput.svg"), throughput)?;
+        std::fs::write(out.join("journey_throughput.svg"), throughput)?;
         let mut memory = self.series(|f| f.rss as f64 / (1024.0 * 1024.0));
         memory.extend(self.pss_series());
         let memory = line_chart(
@@ -55,7 +54,7 @@ impl Report<'_> {
             Scale::Log,
             &memory,
         );
-        std::fs::write(docs.join("journey_memory.svg"), memory)?;
+        std::fs::write(out.join("journey_memory.svg"), memory)?;
         Ok(())
     }
 
