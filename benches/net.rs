@@ -2,14 +2,14 @@
 //! servers, measured in one run, interleaved (ripple, tokio, ripple, tokio, ...).
 //!
 //! `cargo bench --bench net` (about ten minutes) or `cargo bench --bench net -- --quick` (under
-//! two). It builds the examples in release mode, starts each server as its own process on a
+//! two). It builds the servers in release mode, starts each server as its own process on a
 //! fresh port, and measures:
 //!
-//! - echo (`examples/echo.rs` against `examples/echo_tokio.rs`, loaded by
+//! - echo (`examples/echo.rs` against its tokio twin `tools/src/bin/echo_tokio.rs`, loaded by
 //!   `examples/echo_client.rs`): messages per second, p50 and p99 latency, for 1, 50 and 500
 //!   connections and 64- and 4096-byte messages;
-//! - HTTP (`examples/hello_http.rs` against `examples/hello_http_tokio.rs`, loaded by `wrk`):
-//!   requests per second and p99 latency, for 50 and 256 connections;
+//! - HTTP (`examples/hello_http.rs` against `tools/src/bin/hello_http_tokio.rs`, loaded by
+//!   `wrk`): requests per second and p99 latency, for 50 and 256 connections;
 //! - idle scale: the server's resident memory per idle connection, 10,000 connections opened from
 //!   this process.
 //!
@@ -34,8 +34,8 @@ use ripple_tools::server::{can_pin, on_path, open_files_limit, pinned, Server};
 use ripple_tools::text::{self, command_output, xml_escape};
 use ripple_tools::{workspace, Result};
 
-/// The examples the benchmark runs.
-const EXAMPLES: [&str; 5] = [
+/// The programs the benchmark runs: examples, and the tokio twins of `tools/`.
+const PROGRAMS: [&str; 5] = [
     "echo",
     "echo_tokio",
     "echo_client",
@@ -203,8 +203,8 @@ fn run() -> Result<()> {
             count_messages: 2_000,
         }
     };
-    eprintln!("net: building the examples (release)");
-    if !workspace::build(&EXAMPLES)? {
+    eprintln!("net: building the servers and the client (release)");
+    if !workspace::build(&PROGRAMS)? {
         return Err("cargo build failed".into());
     }
     let pin = can_pin();
@@ -623,7 +623,7 @@ fn write_report(
     );
     let _ = writeln!(
         md,
-        "- Echo: `examples/echo.rs` against `examples/echo_tokio.rs`, loaded by \
+        "- Echo: `examples/echo.rs` against `tools/src/bin/echo_tokio.rs`, loaded by \
          `examples/echo_client.rs` (ping-pong, one blocking thread per connection), {} messages \
          per run over all connections (at least {} and at most {} per connection), {} pairs.",
         number(plan.echo_messages as f64),
@@ -633,7 +633,7 @@ fn write_report(
     );
     let _ = writeln!(
         md,
-        "- HTTP: `examples/hello_http.rs` against `examples/hello_http_tokio.rs`, loaded by \
+        "- HTTP: `examples/hello_http.rs` against `tools/src/bin/hello_http_tokio.rs`, loaded by \
          `wrk -t1 -cN -d{}s --latency`, {} pairs.",
         plan.wrk_seconds, plan.pairs
     );

@@ -1,10 +1,11 @@
 //! The workspace the harnesses measure: where it is, building its servers, where they land, and
 //! where a report goes.
 //!
-//! The servers are examples of the workspace's root package (`examples/`). A harness builds them
+//! The servers are examples of the workspace's root package (`examples/`), and the tokio twins
+//! of two of them, binaries of this package ([`TWINS`], `tools/src/bin/`). A harness builds them
 //! in release mode with the same cargo that runs the harness (`cargo build --release --example
-//! NAME`), so that a bench never measures a stale or a debug binary, and then starts them from
-//! the target folder. Its report goes to `docs/` only from a full run: a quick or partial run
+//! NAME`, `-p ripple-tools --bin NAME`), so that a bench never measures a stale or a debug
+//! binary, and then starts them from the target folder. Its report goes to `docs/` only from a full run: a quick or partial run
 //! writes to the folder its `--out` option names, or to a fresh temporary one.
 
 use std::io;
@@ -23,20 +24,41 @@ pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
 }
 
-/// Builds the examples `names` in release mode, in one `cargo build`; whether it succeeded.
-/// Cargo's own output goes to stderr as it comes.
+/// The servers that are binaries of this package rather than examples: the same servers as
+/// `examples/echo.rs` and `examples/hello_http.rs`, on tokio, for comparison.
+pub const TWINS: [&str; 2] = ["echo_tokio", "hello_http_tokio"];
+
+/// Builds the programs `names` (examples, or [`TWINS`]) in release mode, in one `cargo build`;
+/// whether it succeeded. Cargo's own output goes to stderr as it comes.
 pub fn build(names: &[&str]) -> io::Result<bool> {
+    let (twins, examples): (Vec<&str>, Vec<&str>) =
+        names.iter().partition(|name| TWINS.contains(name));
     let mut cargo = Command::new(env!("CARGO"));
     cargo.current_dir(root()).args(["build", "--release"]);
-    for name in names {
-        cargo.args(["--example", name]);
+    if !examples.is_empty() {
+        cargo.args(["-p", "ripple"]);
+        for example in examples {
+            cargo.args(["--example", example]);
+        }
+    }
+    if !twins.is_empty() {
+        cargo.args(["-p", "ripple-tools"]);
+        for twin in twins {
+            cargo.args(["--bin", twin]);
+        }
     }
     Ok(cargo.status()?.success())
 }
 
-/// The release binary of the example `name`, as [`build`] leaves it.
+/// The release binary of the program `name` (an example, or one of [`TWINS`]), where [`build`]
+/// leaves it.
 pub fn program(name: &str) -> PathBuf {
-    target_dir().join("release/examples").join(name)
+    let release = target_dir().join("release");
+    if TWINS.contains(&name) {
+        release.join(name)
+    } else {
+        release.join("examples").join(name)
+    }
 }
 
 /// The folder a report goes to: `out` if given (created if missing); else `docs/` in the root

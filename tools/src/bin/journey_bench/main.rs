@@ -33,7 +33,8 @@
 //! - `--quick`: about a minute and a half, with the same servers and levels, a 0.25 s warm-up
 //!   and two 0.4 s windows instead of 1 s and three 1.5 s windows, and shorter set-up limits.
 //! - `--models echo,journey_ripple`: only the named examples. Any example that takes its listen
-//!   address as its first argument and prints `listening on ADDR` once bound will do.
+//!   address as its first argument and prints `listening on ADDR` once bound will do, and so will
+//!   the tokio twins of this package (`--models echo,echo_tokio`).
 //! - `--out DIR`: the folder the report and its charts go to. Without it, only a full run of the
 //!   whole journey writes to `docs/`; a `--quick` or `--models` run writes to a fresh temporary
 //!   folder, and says which, so it never overwrites the committed report.
