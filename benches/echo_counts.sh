@@ -35,18 +35,19 @@ cargo build --release --quiet -p ripple --example echo --example echo_client \
   -p ripple-tools --bin echo_tokio
 target=${CARGO_TARGET_DIR:-target}
 client=$target/release/examples/echo_client
-port=19100
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# Starts a server command (its last argument is ADDR) in the background; waits for its banner.
+# Starts a server command (its last argument is ADDR, 127.0.0.1:0 so that the kernel picks a
+# free port) in the background; waits for its banner and sets server_addr to the address in it.
 start_server() {
   local log=$1
   shift
   "$@" >"$log" 2>&1 &
   server_pid=$!
   for _ in $(seq 200); do
-    grep -q "listening on" "$log" 2>/dev/null && return
+    server_addr=$(sed -n 's/^listening on \([0-9.:]*\).*/\1/p' "$log" 2>/dev/null | head -n 1)
+    [[ -n $server_addr ]] && return
     sleep 0.1
   done
   echo "server did not start: $(cat "$log")" >&2
@@ -65,44 +66,42 @@ stop_server() {
 # One measurement of the server program at path `server` in `mode`; prints one number.
 measure() {
   local mode=$1 server=$2 out="$work/out" log="$work/log"
-  port=$((port + 1))
-  local addr="127.0.0.1:$port"
   local conns=${ECHO_CONNECTIONS:-50}
   [[ $mode == callgrind ]] && conns=${ECHO_CONNECTIONS:-10}
   local total=$((conns * per_conn))
   case $mode in
     strace)
-      start_server "$log" strace -c -f -o "$out" "$server" "$addr"
-      "$client" "$addr" "$conns" "$per_conn" "$size" >/dev/null
+      start_server "$log" strace -c -f -o "$out" "$server" 127.0.0.1:0
+      "$client" "$server_addr" "$conns" "$per_conn" "$size" >/dev/null
       stop_server
       awk -v n=$total '$NF == "total" { printf "%.3f\n", $4 / n }' "$out"
       ;;
     perf)
-      start_server "$log" perf stat -e raw_syscalls:sys_enter -x, -o "$out" "$server" "$addr"
-      "$client" "$addr" "$conns" "$per_conn" "$size" >/dev/null
+      start_server "$log" perf stat -e raw_syscalls:sys_enter -x, -o "$out" "$server" 127.0.0.1:0
+      "$client" "$server_addr" "$conns" "$per_conn" "$size" >/dev/null
       stop_server
       awk -F, -v n=$total '/raw_syscalls/ { printf "%.3f\n", $1 / n }' "$out"
       ;;
     callgrind)
-      start_server "$log" valgrind --tool=callgrind --callgrind-out-file="$out" "$server" "$addr"
-      "$client" "$addr" "$conns" "$per_conn" "$size" >/dev/null
+      start_server "$log" valgrind --tool=callgrind --callgrind-out-file="$out" "$server" 127.0.0.1:0
+      "$client" "$server_addr" "$conns" "$per_conn" "$size" >/dev/null
       stop_server
       awk -v n=$total '/^summary:/ { printf "%.0f\n", $2 / n }' "$out"
       ;;
     throughput)
-      start_server "$log" taskset -c 0 "$server" "$addr"
-      taskset -c 1 "$client" "$addr" "$conns" "$per_conn" "$size" | sed 's/.*msgs_per_sec=\([0-9]*\).*/\1/'
+      start_server "$log" taskset -c 0 "$server" 127.0.0.1:0
+      taskset -c 1 "$client" "$server_addr" "$conns" "$per_conn" "$size" | sed 's/.*msgs_per_sec=\([0-9]*\).*/\1/'
       stop_server
       ;;
     cpu)
-      start_server "$log" perf stat -e task-clock -x, -o "$out" taskset -c 0 "$server" "$addr"
-      taskset -c 1 "$client" "$addr" "$conns" "$per_conn" "$size" >/dev/null
+      start_server "$log" perf stat -e task-clock -x, -o "$out" taskset -c 0 "$server" 127.0.0.1:0
+      taskset -c 1 "$client" "$server_addr" "$conns" "$per_conn" "$size" >/dev/null
       stop_server
       awk -F, -v n=$total '/task-clock/ { printf "%.2f\n", $1 * 1000 / n }' "$out"
       ;;
     p99)
-      start_server "$log" taskset -c 0 "$server" "$addr"
-      taskset -c 1 "$client" "$addr" "$conns" "$per_conn" "$size" | sed 's/.*p99_us=\([0-9]*\).*/\1/'
+      start_server "$log" taskset -c 0 "$server" 127.0.0.1:0
+      taskset -c 1 "$client" "$server_addr" "$conns" "$per_conn" "$size" | sed 's/.*p99_us=\([0-9]*\).*/\1/'
       stop_server
       ;;
     *)
