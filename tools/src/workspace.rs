@@ -5,8 +5,9 @@
 //! of two of them, binaries of this package ([`TWINS`], `tools/src/bin/`). A harness builds them
 //! in release mode with the same cargo that runs the harness (`cargo build --release --example
 //! NAME`, `-p ripple-tools --bin NAME`), so that a bench never measures a stale or a debug
-//! binary, and then starts them from the target folder. Its report goes to `docs/` only from a full run: a quick or partial run
-//! writes to the folder its `--out` option names, or to a fresh temporary one.
+//! binary, and then starts them from the target folder. A harness's report goes to `docs/` only
+//! from a full run; a quick or partial run writes to the folder its `--out` option names, or to a
+//! fresh temporary one.
 
 use std::io;
 use std::path::{Path, PathBuf};
