@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The echo server on ripple and on tokio (examples/echo.rs, examples/echo_tokio.rs), measured
-# side by side with the same client (examples/echo_client.rs), runs interleaved ripple, tokio,
-# ripple, tokio, ... and the median of each reported with the median of the per-pair ratios.
+# The echo server on ripple and on tokio (examples/echo.rs, and its twin in
+# tools/src/bin/echo_tokio.rs), measured side by side with the same client
+# (examples/echo_client.rs), runs interleaved ripple, tokio, ripple, tokio, ... and the median of
+# each reported with the median of the per-pair ratios.
 #
 #   strace      syscalls per echoed message: strace -c -f on the server, 50 connections x 2,000
 #               64-byte messages. strace slows the server below its client's pace, so reads
@@ -30,20 +31,23 @@ pairs=${2:-3}
 per_conn=${ECHO_MESSAGES:-2000}
 size=${ECHO_SIZE:-64}
 [[ $modes == all ]] && modes="strace perf callgrind throughput"
-cargo build --release --quiet --example echo --example echo_tokio --example echo_client
-bin=target/release/examples
-port=19100
+cargo build --release --quiet -p ripple --example echo --example echo_client \
+  -p ripple-tools --bin echo_tokio
+target=${CARGO_TARGET_DIR:-target}
+client=$target/release/examples/echo_client
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# Starts a server command (its last argument is ADDR) in the background; waits for its banner.
+# Starts a server command (its last argument is ADDR, 127.0.0.1:0 so that the kernel picks a
+# free port) in the background; waits for its banner and sets server_addr to the address in it.
 start_server() {
   local log=$1
   shift
   "$@" >"$log" 2>&1 &
   server_pid=$!
   for _ in $(seq 200); do
-    grep -q "listening on" "$log" 2>/dev/null && return
+    server_addr=$(sed -n 's/^listening on \([0-9.:]*\).*/\1/p' "$log" 2>/dev/null | head -n 1)
+    [[ -n $server_addr ]] && return
     sleep 0.1
   done
   echo "server did not start: $(cat "$log")" >&2
@@ -59,47 +63,45 @@ stop_server() {
   wait "$server_pid" 2>/dev/null || true
 }
 
-# One measurement of `server` in `mode`; prints one number.
+# One measurement of the server program at path `server` in `mode`; prints one number.
 measure() {
   local mode=$1 server=$2 out="$work/out" log="$work/log"
-  port=$((port + 1))
-  local addr="127.0.0.1:$port"
   local conns=${ECHO_CONNECTIONS:-50}
   [[ $mode == callgrind ]] && conns=${ECHO_CONNECTIONS:-10}
   local total=$((conns * per_conn))
   case $mode in
     strace)
-      start_server "$log" strace -c -f -o "$out" "$bin/$server" "$addr"
-      "$bin/echo_client" "$addr" "$conns" "$per_conn" "$size" >/dev/null
+      start_server "$log" strace -c -f -o "$out" "$server" 127.0.0.1:0
+      "$client" "$server_addr" "$conns" "$per_conn" "$size" >/dev/null
       stop_server
       awk -v n=$total '$NF == "total" { printf "%.3f\n", $4 / n }' "$out"
       ;;
     perf)
-      start_server "$log" perf stat -e raw_syscalls:sys_enter -x, -o "$out" "$bin/$server" "$addr"
-      "$bin/echo_client" "$addr" "$conns" "$per_conn" "$size" >/dev/null
+      start_server "$log" perf stat -e raw_syscalls:sys_enter -x, -o "$out" "$server" 127.0.0.1:0
+      "$client" "$server_addr" "$conns" "$per_conn" "$size" >/dev/null
       stop_server
       awk -F, -v n=$total '/raw_syscalls/ { printf "%.3f\n", $1 / n }' "$out"
       ;;
     callgrind)
-      start_server "$log" valgrind --tool=callgrind --callgrind-out-file="$out" "$bin/$server" "$addr"
-      "$bin/echo_client" "$addr" "$conns" "$per_conn" "$size" >/dev/null
+      start_server "$log" valgrind --tool=callgrind --callgrind-out-file="$out" "$server" 127.0.0.1:0
+      "$client" "$server_addr" "$conns" "$per_conn" "$size" >/dev/null
       stop_server
       awk -v n=$total '/^summary:/ { printf "%.0f\n", $2 / n }' "$out"
       ;;
     throughput)
-      start_server "$log" taskset -c 0 "$bin/$server" "$addr"
-      taskset -c 1 "$bin/echo_client" "$addr" "$conns" "$per_conn" "$size" | sed 's/.*msgs_per_sec=\([0-9]*\).*/\1/'
+      start_server "$log" taskset -c 0 "$server" 127.0.0.1:0
+      taskset -c 1 "$client" "$server_addr" "$conns" "$per_conn" "$size" | sed 's/.*msgs_per_sec=\([0-9]*\).*/\1/'
       stop_server
       ;;
     cpu)
-      start_server "$log" perf stat -e task-clock -x, -o "$out" taskset -c 0 "$bin/$server" "$addr"
-      taskset -c 1 "$bin/echo_client" "$addr" "$conns" "$per_conn" "$size" >/dev/null
+      start_server "$log" perf stat -e task-clock -x, -o "$out" taskset -c 0 "$server" 127.0.0.1:0
+      taskset -c 1 "$client" "$server_addr" "$conns" "$per_conn" "$size" >/dev/null
       stop_server
       awk -F, -v n=$total '/task-clock/ { printf "%.2f\n", $1 * 1000 / n }' "$out"
       ;;
     p99)
-      start_server "$log" taskset -c 0 "$bin/$server" "$addr"
-      taskset -c 1 "$bin/echo_client" "$addr" "$conns" "$per_conn" "$size" | sed 's/.*p99_us=\([0-9]*\).*/\1/'
+      start_server "$log" taskset -c 0 "$server" 127.0.0.1:0
+      taskset -c 1 "$client" "$server_addr" "$conns" "$per_conn" "$size" | sed 's/.*p99_us=\([0-9]*\).*/\1/'
       stop_server
       ;;
     *)
@@ -119,8 +121,8 @@ for mode in $modes; do
   : >"$work/tokio"
   : >"$work/ratio"
   for _ in $(seq "$pairs"); do
-    r=$(measure "$mode" echo)
-    t=$(measure "$mode" echo_tokio)
+    r=$(measure "$mode" "$target/release/examples/echo")
+    t=$(measure "$mode" "$target/release/echo_tokio")
     echo "$r" >>"$work/ripple"
     echo "$t" >>"$work/tokio"
     awk -v r="$r" -v t="$t" 'BEGIN { printf "%.3f\n", r / t }' >>"$work/ratio"

@@ -2,37 +2,40 @@
 //! servers, measured in one run, interleaved (ripple, tokio, ripple, tokio, ...).
 //!
 //! `cargo bench --bench net` (about ten minutes) or `cargo bench --bench net -- --quick` (under
-//! two). It builds the examples in release mode, starts each server as its own process on a
+//! two). It builds the servers in release mode, starts each server as its own process on a
 //! fresh port, and measures:
 //!
-//! - echo (`examples/echo.rs` against `examples/echo_tokio.rs`, loaded by
+//! - echo (`examples/echo.rs` against its tokio twin `tools/src/bin/echo_tokio.rs`, loaded by
 //!   `examples/echo_client.rs`): messages per second, p50 and p99 latency, for 1, 50 and 500
 //!   connections and 64- and 4096-byte messages;
-//! - HTTP (`examples/hello_http.rs` against `examples/hello_http_tokio.rs`, loaded by `wrk`):
-//!   requests per second and p99 latency, for 50 and 256 connections;
+//! - HTTP (`examples/hello_http.rs` against `tools/src/bin/hello_http_tokio.rs`, loaded by
+//!   `wrk`): requests per second and p99 latency, for 50 and 256 connections;
 //! - idle scale: the server's resident memory per idle connection, 10,000 connections opened from
 //!   this process.
 //!
 //! With `taskset` on the machine the server runs on CPU 0 and the load on CPU 1. Every figure is
 //! the median of the runs, every ratio the median of the per-pair ratios ripple/tokio. The
-//! results go to stdout as a table and to `docs/benchmarks.md` and `docs/benchmarks.svg`.
+//! results go to stdout as a table and to `benchmarks.md` and `benchmarks.svg` in the folder
+//! that `-- --out DIR` names. Without `--out`, a full run writes the committed report,
+//! `docs/benchmarks.md` and `docs/benchmarks.svg`; a `--quick` run writes to a fresh temporary
+//! folder, and says which.
+//!
+//! Starting, pinning and killing the servers, `/proc` and the report's text come from
+//! `ripple-tools` (`tools/src/`), which `tools/src/bin/journey_bench/` uses too.
 
 use std::fmt::Write as _;
-use std::io::{self, BufRead, BufReader};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-#[path = "../examples/journey_bench/text.rs"]
-mod text;
-use text::{command_output, xml_escape};
+use ripple_tools::procfs::{cpu_info, open_fds, vm_rss_bytes};
+use ripple_tools::server::{can_pin, on_path, open_files_limit, pinned, Server};
+use ripple_tools::text::{self, command_output, xml_escape};
+use ripple_tools::{workspace, Result};
 
-type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
-
-/// The examples the benchmark runs.
-const EXAMPLES: [&str; 5] = [
+/// The programs the benchmark runs: examples, and the tokio twins of `tools/`.
+const PROGRAMS: [&str; 5] = [
     "echo",
     "echo_tokio",
     "echo_client",
@@ -40,9 +43,55 @@ const EXAMPLES: [&str; 5] = [
     "hello_http_tokio",
 ];
 
+/// The command line: `cargo bench --bench net -- [--quick] [--out DIR]`.
+struct Args {
+    /// `--quick`: fewer and shorter runs.
+    quick: bool,
+    /// `--out DIR`: the folder the report goes to.
+    out: Option<PathBuf>,
+}
+
+impl Args {
+    /// Parses the arguments. Cargo adds `--bench` to a benchmark without criterion's harness,
+    /// and `cargo bench FILTER` passes its filter to every benchmark: both are ignored.
+    fn parse() -> Result<Args> {
+        let mut args = Args {
+            quick: false,
+            out: None,
+        };
+        let mut words = std::env::args().skip(1);
+        while let Some(word) = words.next() {
+            match word.as_str() {
+                "--quick" => args.quick = true,
+                "--out" => args.out = Some(words.next().ok_or("--out needs a folder")?.into()),
+                "--bench" => {}
+                other => match other.strip_prefix("--out=") {
+                    Some(dir) => args.out = Some(dir.into()),
+                    None => eprintln!("net: ignoring the argument {other:?}"),
+                },
+            }
+        }
+        Ok(args)
+    }
+
+    /// The command that reproduces this run, for the report.
+    fn command(&self) -> String {
+        let mut command = String::from("cargo bench --bench net");
+        if self.quick || self.out.is_some() {
+            command.push_str(" --");
+        }
+        if self.quick {
+            command.push_str(" --quick");
+        }
+        if let Some(out) = &self.out {
+            let _ = write!(command, " --out {}", out.display());
+        }
+        command
+    }
+}
+
 /// How much work each part does: the full run or `--quick`.
 struct Plan {
-    quick: bool,
     /// Ripple/tokio pairs for the echo and HTTP loads.
     pairs: usize,
     /// Echo messages per run, over all connections...
@@ -126,11 +175,11 @@ fn main() {
 
 fn run() -> Result<()> {
     let started = Instant::now();
-    // Cargo passes `--bench` to a harness-less benchmark; only `--quick` matters here.
-    let quick = std::env::args().any(|a| a == "--quick");
-    let plan = if quick {
+    let args = Args::parse()?;
+    // The report's folder first, so that a bad `--out` fails before the long run.
+    let out = workspace::out_dir(args.out.clone(), !args.quick, "ripple-net-bench")?;
+    let plan = if args.quick {
         Plan {
-            quick,
             pairs: 2,
             echo_messages: 20_000,
             echo_min_per_connection: 100,
@@ -143,7 +192,6 @@ fn run() -> Result<()> {
         }
     } else {
         Plan {
-            quick,
             pairs: 5,
             echo_messages: 100_000,
             echo_min_per_connection: 400,
@@ -155,10 +203,11 @@ fn run() -> Result<()> {
             count_messages: 2_000,
         }
     };
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    build_examples(&root)?;
-    let bin = root.join("target/release/examples");
-    let pin = on_path("taskset") && available_cpus() >= 2;
+    eprintln!("net: building the servers and the client (release)");
+    if !workspace::build(&PROGRAMS)? {
+        return Err("cargo build failed".into());
+    }
+    let pin = can_pin();
     if !pin {
         eprintln!("net: no pinning (needs taskset and two CPUs)");
     }
@@ -171,10 +220,10 @@ fn run() -> Result<()> {
                 .to_string(),
         );
     }
-    echo_load(&plan, &bin, pin, &mut figures)?;
-    http_load(&plan, &bin, pin, &mut figures, &mut notes)?;
-    idle_scale(&plan, &bin, pin, &mut figures, &mut notes)?;
-    counts(&plan, &root, &mut figures, &mut notes)?;
+    echo_load(&plan, pin, &mut figures)?;
+    http_load(&plan, pin, &mut figures, &mut notes)?;
+    idle_scale(&plan, pin, &mut figures, &mut notes)?;
+    counts(&plan, &mut figures, &mut notes)?;
 
     let elapsed = started.elapsed().as_secs_f64();
     eprintln!("net: done in {elapsed:.0} s");
@@ -182,87 +231,12 @@ fn run() -> Result<()> {
     for note in &notes {
         println!("note: {note}");
     }
-    write_report(&root, &plan, &figures, &notes, elapsed)?;
+    write_report(&out, &args.command(), &plan, &figures, &notes, elapsed)?;
     Ok(())
-}
-
-/// Builds the examples in release mode with the cargo that runs this benchmark.
-fn build_examples(root: &Path) -> Result<()> {
-    eprintln!("net: building the examples (release)");
-    let mut cargo = Command::new(env!("CARGO"));
-    cargo.current_dir(root).args(["build", "--release"]);
-    for example in EXAMPLES {
-        cargo.args(["--example", example]);
-    }
-    let status = cargo.status()?;
-    if !status.success() {
-        return Err(format!("cargo build failed: {status}").into());
-    }
-    Ok(())
-}
-
-/// A server process; dropping it kills the process.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Server {
-    /// Starts `bin/name` on a fresh port (the kernel's pick) and waits for `listening on ADDR`.
-    fn start(bin: &Path, name: &str, pin: bool) -> Result<Server> {
-        let mut command = pinned(pin, "0", &bin.join(name));
-        command
-            .arg("127.0.0.1:0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped());
-        let mut child = command.spawn()?;
-        let stdout = child.stdout.take().expect("stdout is piped");
-        // Guard the process before waiting for it, so an error below still kills it.
-        let mut server = Server {
-            child,
-            addr: String::new(),
-        };
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if let Some(addr) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(addr.trim().to_string());
-                }
-            }
-        });
-        server.addr = rx
-            .recv_timeout(Duration::from_secs(10))
-            .map_err(|_| format!("{name} did not print `listening on` within 10 s"))?;
-        Ok(server)
-    }
-
-    fn pid(&self) -> u32 {
-        // `taskset` execs the server, so the pid is the server's own.
-        self.child.id()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A command for `program`, run on `cpu` under `taskset` when pinning.
-fn pinned(pin: bool, cpu: &str, program: &Path) -> Command {
-    if pin {
-        let mut command = Command::new("taskset");
-        command.arg("-c").arg(cpu).arg(program);
-        command
-    } else {
-        Command::new(program)
-    }
 }
 
 /// Echo throughput and latency for every connections x size combination.
-fn echo_load(plan: &Plan, bin: &Path, pin: bool, figures: &mut Vec<Figure>) -> Result<()> {
+fn echo_load(plan: &Plan, pin: bool, figures: &mut Vec<Figure>) -> Result<()> {
     for connections in [1, 50, 500] {
         for size in [64, 4096] {
             // Enough messages per connection that the client's start-up skew (hundreds of
@@ -273,9 +247,9 @@ fn echo_load(plan: &Plan, bin: &Path, pin: bool, figures: &mut Vec<Figure>) -> R
             let mut runs = Vec::new();
             for pair in 0..plan.pairs {
                 let one = |server: &str| -> Result<[f64; 3]> {
-                    let server = Server::start(bin, server, pin)?;
-                    let output = pinned(pin, "1", &bin.join("echo_client"))
-                        .arg(&server.addr)
+                    let (_server, addr) = Server::start(&workspace::program(server), pin)?;
+                    let output = pinned(pin, 1, &workspace::program("echo_client"))
+                        .arg(addr.to_string())
                         .arg(connections.to_string())
                         .arg(per_connection.to_string())
                         .arg(size.to_string())
@@ -327,7 +301,6 @@ fn echo_load(plan: &Plan, bin: &Path, pin: bool, figures: &mut Vec<Figure>) -> R
 /// HTTP requests per second and p99 latency with `wrk`, if it is there or can be installed.
 fn http_load(
     plan: &Plan,
-    bin: &Path,
     pin: bool,
     figures: &mut Vec<Figure>,
     notes: &mut Vec<String>,
@@ -357,13 +330,13 @@ fn http_load(
         let mut runs = Vec::new();
         for pair in 0..plan.pairs {
             let one = |server: &str| -> Result<[f64; 2]> {
-                let server = Server::start(bin, server, pin)?;
-                let output = pinned(pin, "1", Path::new("wrk"))
+                let (_server, addr) = Server::start(&workspace::program(server), pin)?;
+                let output = pinned(pin, 1, Path::new("wrk"))
                     .arg("-t1")
                     .arg(format!("-c{connections}"))
                     .arg(format!("-d{}s", plan.wrk_seconds))
                     .arg("--latency")
-                    .arg(format!("http://{}/", server.addr))
+                    .arg(format!("http://{addr}/"))
                     .output()?;
                 if !output.status.success() {
                     return Err(format!("wrk failed: {}", output.status).into());
@@ -438,13 +411,12 @@ fn duration_us(text: &str) -> Option<f64> {
 /// Resident memory per idle connection: VmRSS before and after opening the connections.
 fn idle_scale(
     plan: &Plan,
-    bin: &Path,
     pin: bool,
     figures: &mut Vec<Figure>,
     notes: &mut Vec<String>,
 ) -> Result<()> {
     // Each connection takes one descriptor here and one in the server (which inherits our limit).
-    let limit = open_files_limit();
+    let limit = open_files_limit()?;
     let margin = 200;
     let connections = plan
         .idle_connections
@@ -461,8 +433,8 @@ fn idle_scale(
     }
     let mut runs = Vec::new();
     for pair in 0..plan.idle_pairs {
-        let r = idle_once(bin, "echo", pin, connections)?;
-        let t = idle_once(bin, "echo_tokio", pin, connections)?;
+        let r = idle_once("echo", pin, connections)?;
+        let t = idle_once("echo_tokio", pin, connections)?;
         eprintln!(
             "net: idle {connections} conns, pair {}/{}: ripple {r:.0} B/conn; tokio {t:.0} B/conn",
             pair + 1,
@@ -480,20 +452,20 @@ fn idle_scale(
 
 /// Opens `connections` idle connections to a fresh `server`; returns its RSS growth per
 /// connection in bytes.
-fn idle_once(bin: &Path, name: &str, pin: bool, connections: usize) -> Result<f64> {
-    let server = Server::start(bin, name, pin)?;
+fn idle_once(name: &str, pin: bool, connections: usize) -> Result<f64> {
+    let (server, addr) = Server::start(&workspace::program(name), pin)?;
     let pid = server.pid();
     // Let the server settle after start-up.
     std::thread::sleep(Duration::from_millis(200));
-    let fds_before = count_fds(pid)?;
+    let fds_before = open_fds(pid)?;
     let before = vm_rss(pid)?;
     let mut streams = Vec::with_capacity(connections);
     for _ in 0..connections {
-        streams.push(TcpStream::connect(&server.addr)?);
+        streams.push(TcpStream::connect(addr)?);
     }
     // Wait until the server has accepted every connection, then let it poll the new tasks.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while count_fds(pid)? < fds_before + connections {
+    while open_fds(pid)? < fds_before + connections {
         if Instant::now() > deadline {
             return Err(format!("{name} did not accept {connections} connections in 30 s").into());
         }
@@ -507,46 +479,11 @@ fn idle_once(bin: &Path, name: &str, pin: bool, connections: usize) -> Result<f6
 }
 
 /// The resident set size of process `pid`, in bytes.
-fn vm_rss(pid: u32) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or("no VmRSS in /proc/PID/status")?;
-    Ok(kib * 1024)
+fn vm_rss(pid: i32) -> Result<u64> {
+    Ok(vm_rss_bytes(pid).ok_or("no VmRSS in /proc/PID/status")?)
 }
 
-/// How many file descriptors process `pid` has open.
-fn count_fds(pid: u32) -> io::Result<usize> {
-    Ok(std::fs::read_dir(format!("/proc/{pid}/fd"))?.count())
-}
-
-/// This process's soft limit on open files.
-fn open_files_limit() -> u64 {
-    std::fs::read_to_string("/proc/self/limits")
-        .ok()
-        .and_then(|limits| {
-            let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-            line["Max open files".len()..]
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
-        .unwrap_or(1024)
-}
-
-/// Whether `program` is an executable on PATH.
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
-}
-
-fn available_cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
+/// The median of `values` (`NaN` if there are none).
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     let n = values.len();
@@ -601,12 +538,7 @@ fn table(figures: &[Figure]) -> String {
 /// Syscalls and user-space instructions per echoed message: counts that do not drift with the
 /// machine's noise. `benches/echo_counts.sh` does the measuring (strace -c -f with 50
 /// connections, callgrind with 10); each mode is skipped, with a note, if its tool is missing.
-fn counts(
-    plan: &Plan,
-    root: &Path,
-    figures: &mut Vec<Figure>,
-    notes: &mut Vec<String>,
-) -> Result<()> {
+fn counts(plan: &Plan, figures: &mut Vec<Figure>, notes: &mut Vec<String>) -> Result<()> {
     let modes = [
         (
             "strace",
@@ -626,7 +558,7 @@ fn counts(
         }
         eprintln!("net: {mode} counts");
         let output = Command::new("bash")
-            .arg(root.join("benches/echo_counts.sh"))
+            .arg(workspace::root().join("benches/echo_counts.sh"))
             .args([mode, &plan.count_pairs.to_string()])
             .env("ECHO_MESSAGES", plan.count_messages.to_string())
             .output()?;
@@ -657,30 +589,20 @@ fn counts(
     Ok(())
 }
 
-/// Writes `docs/benchmarks.md` and `docs/benchmarks.svg`.
+/// Writes `benchmarks.md` and `benchmarks.svg` to the folder `out`; `command` is the one that
+/// reproduces the run.
 fn write_report(
-    root: &Path,
+    out: &Path,
+    command: &str,
     plan: &Plan,
     figures: &[Figure],
     notes: &[String],
     elapsed: f64,
 ) -> Result<()> {
-    let docs = root.join("docs");
-    std::fs::create_dir_all(&docs)?;
+    std::fs::create_dir_all(out)?;
     let date = command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
     let kernel = command_output("uname", &["-r"]);
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            let line = info.lines().find(|l| l.starts_with("model name"))?;
-            Some(line.split_once(':')?.1.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into());
-    let command = if plan.quick {
-        "cargo bench --bench net -- --quick"
-    } else {
-        "cargo bench --bench net"
-    };
+    let (cpus, model) = cpu_info();
 
     let mut md = String::new();
     let _ = writeln!(md, "# ripple network benchmarks\n");
@@ -689,11 +611,7 @@ fn write_report(
         "Ripple against tokio's current-thread runtime, on the same example servers.\n"
     );
     let _ = writeln!(md, "- Date: {date}");
-    let _ = writeln!(
-        md,
-        "- Machine: {} CPUs ({model}), Linux {kernel}",
-        available_cpus()
-    );
+    let _ = writeln!(md, "- Machine: {cpus} CPUs ({model}), Linux {kernel}");
     let _ = writeln!(md, "- Command: `{command}` (took {elapsed:.0} s)\n");
     let _ = writeln!(md, "## Method\n");
     let _ = writeln!(
@@ -705,7 +623,7 @@ fn write_report(
     );
     let _ = writeln!(
         md,
-        "- Echo: `examples/echo.rs` against `examples/echo_tokio.rs`, loaded by \
+        "- Echo: `examples/echo.rs` against `tools/src/bin/echo_tokio.rs`, loaded by \
          `examples/echo_client.rs` (ping-pong, one blocking thread per connection), {} messages \
          per run over all connections (at least {} and at most {} per connection), {} pairs.",
         number(plan.echo_messages as f64),
@@ -715,7 +633,7 @@ fn write_report(
     );
     let _ = writeln!(
         md,
-        "- HTTP: `examples/hello_http.rs` against `examples/hello_http_tokio.rs`, loaded by \
+        "- HTTP: `examples/hello_http.rs` against `tools/src/bin/hello_http_tokio.rs`, loaded by \
          `wrk -t1 -cN -d{}s --latency`, {} pairs.",
         plan.wrk_seconds, plan.pairs
     );
@@ -736,9 +654,12 @@ fn write_report(
         md,
         "![ratios, normalized so that right of 1.0 means ripple is better](benchmarks.svg)"
     );
-    std::fs::write(docs.join("benchmarks.md"), md)?;
-    std::fs::write(docs.join("benchmarks.svg"), svg(figures))?;
-    eprintln!("net: wrote docs/benchmarks.md and docs/benchmarks.svg");
+    std::fs::write(out.join("benchmarks.md"), md)?;
+    std::fs::write(out.join("benchmarks.svg"), svg(figures))?;
+    eprintln!(
+        "net: wrote benchmarks.md and benchmarks.svg to {}",
+        out.display()
+    );
     Ok(())
 }
 

@@ -3,6 +3,10 @@
 //! Each test starts the example as a child process (`cargo run --example hello_http`) on a port
 //! the kernel picks, talks to it with blocking `std` sockets, and kills it when done. Reads time
 //! out after a few seconds, so a server that stops answering fails the test instead of hanging.
+//!
+//! The last test also starts the example's tokio twin (`tools/src/bin/hello_http_tokio.rs`, which
+//! `cargo bench --bench net` compares it with) and checks that both answer the same requests
+//! with the same bytes: the comparison is fair only while they do the same work.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -11,6 +15,12 @@ use std::time::{Duration, Instant};
 
 /// How long a client waits for the server before the test fails.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The server under test, as `cargo run` names it.
+const EXAMPLE: &[&str] = &["--example", "hello_http"];
+
+/// Its tokio twin, a binary of the `ripple-tools` package.
+const TOKIO_TWIN: &[&str] = &["-p", "ripple-tools", "--bin", "hello_http_tokio"];
 
 /// A running `hello_http` example, killed when dropped.
 struct Server {
@@ -28,16 +38,17 @@ impl Server {
 
     /// Starts the example, with an idle timeout of `idle_ms` if given.
     fn start_with_idle(idle_ms: Option<u64>) -> io::Result<Server> {
+        Server::start_program(EXAMPLE, idle_ms)
+    }
+
+    /// Starts the server that `cargo run` calls `program`, with an idle timeout of `idle_ms` if
+    /// given.
+    fn start_program(program: &[&str], idle_ms: Option<u64>) -> io::Result<Server> {
         let mut command = Command::new(env!("CARGO"));
         command
-            .args([
-                "run",
-                "--quiet",
-                "--example",
-                "hello_http",
-                "--",
-                "127.0.0.1:0",
-            ])
+            .args(["run", "--quiet"])
+            .args(program)
+            .args(["--", "127.0.0.1:0"])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .stdout(Stdio::piped());
         if let Some(ms) = idle_ms {
@@ -57,6 +68,17 @@ impl Server {
             .and_then(|addr| addr.parse().ok())
             .ok_or_else(|| io::Error::other(format!("unexpected first line: {line:?}")))?;
         Ok(server)
+    }
+
+    /// Sends `request` on a new connection, closes the sending side, and returns every byte
+    /// the server sent until it closed the connection.
+    fn exchange(&self, request: &[u8]) -> io::Result<Vec<u8>> {
+        let mut client = self.connect()?;
+        client.send(request)?;
+        client.stream.shutdown(std::net::Shutdown::Write)?;
+        let mut answer = Vec::new();
+        client.stream.read_to_end(&mut answer)?;
+        Ok(answer)
     }
 
     /// Opens a connection to the server.
@@ -328,4 +350,47 @@ fn huge_request_head_still_arriving_gets_431_rather_than_a_reset() -> io::Result
     client.send(request.as_bytes())?;
     assert_eq!(client.response()?.status, 431);
     client.assert_closed()
+}
+
+#[test]
+fn the_tokio_twin_answers_every_request_as_the_example_does() -> io::Result<()> {
+    let example = Server::start()?;
+    let twin = Server::start_program(TOKIO_TWIN, None)?;
+    let close = b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".as_slice();
+    let post = b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\n[1,2]".as_slice();
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(9 * 1024)
+    );
+    let many: String = (0..40).map(|i| format!("X-{i}: {i}\r\n")).collect();
+    let many = format!("GET / HTTP/1.1\r\n{many}\r\n");
+    // Each is sent on a connection of its own, whose sending side then closes.
+    let requests: [Vec<u8>; 11] = [
+        [GET, GET, GET].concat(),
+        [close, GET].concat(),
+        [post, close].concat(),
+        b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\nGET / HTTP/1.0\r\n\r\n".to_vec(),
+        b"GET / HTTP/1.1\r\nConnection: keep-alive, Upgrade\r\n\r\n".to_vec(),
+        big.into_bytes(),
+        many.into_bytes(),
+        b"GARBAGE\r\n\r\n".to_vec(),
+        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec(),
+        b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nab".to_vec(),
+        b"POST / HTTP/1.1\r\nContent-Length: +1\r\n\r\na".to_vec(),
+    ];
+    for request in &requests {
+        let (ours, tokio) = (example.exchange(request)?, twin.exchange(request)?);
+        assert!(
+            !ours.is_empty(),
+            "no answer to {:?}",
+            String::from_utf8_lossy(request)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&ours),
+            String::from_utf8_lossy(&tokio),
+            "the twin answered {:?} differently",
+            String::from_utf8_lossy(request)
+        );
+    }
+    Ok(())
 }

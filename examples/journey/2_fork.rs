@@ -12,10 +12,11 @@
 //! keeps a process descriptor and a kernel stack for each child; the pages themselves are shared
 //! copy-on-write until someone writes to them. At 5,000 clients the children add up to about
 //! 1.9 GiB of resident memory, or 137 MiB once shared pages are counted once (PSS), against
-//! 68 MiB for step 3's threads (`docs/journey.md`, from `journey_bench`). Where it breaks:
-//! thousands of clients mean thousands of processes, each switch between them is a full context
-//! switch (a change of address space too), and `fork` starts failing with EAGAIN at the user's
-//! process limit (`ulimit -u`); this server then waits and retries instead of giving up.
+//! 68 MiB for step 3's threads (`docs/journey.md`, from `tools/src/bin/journey_bench/`). Where
+//! it breaks: thousands of clients mean thousands of processes, each switch between them is a
+//! full context switch (a change of address space too), and `fork` starts failing with EAGAIN at
+//! the user's process limit (`ulimit -u`); this server then waits and retries instead of giving
+//! up.
 //!
 //! The care `fork` needs, each step explained where it happens: the child closes its copy of the
 //! listener and leaves with `_exit`, the parent closes its copy of the connection, and the kernel

@@ -11,11 +11,11 @@
 //! What it costs: a thread per client. The kernel keeps a task for each, and each has its own
 //! stack. Rust's default stack is 2 MiB (the JVM's is about 1 MiB, as the seed says); we ask for
 //! 64 KiB, plenty for a 4 KiB buffer and a few calls, and only the pages a thread touches are
-//! ever backed by memory: 68 MiB at 5,000 clients in `docs/journey.md` (from `journey_bench`).
-//! Where it breaks: thousands of clients mean thousands of threads, so the scheduler juggles
-//! them and memory grows with the client count; at the user's process limit (`ulimit -u`) or
-//! `threads-max`, `spawn` fails, and this server then drops that one connection and backs off
-//! instead of panicking.
+//! ever backed by memory: 68 MiB at 5,000 clients in `docs/journey.md` (from
+//! `tools/src/bin/journey_bench/`). Where it breaks: thousands of clients mean thousands of
+//! threads, so the scheduler juggles them and memory grows with the client count; at the user's
+//! process limit (`ulimit -u`) or `threads-max`, `spawn` fails, and this server then drops that
+//! one connection and backs off instead of panicking.
 //!
 //! Run it with `cargo run --release --example journey_thread_per_connection [ADDR]` (default
 //! `127.0.0.1:8080`), then talk to it with `nc 127.0.0.1 8080`, or load it with

@@ -28,8 +28,8 @@
 //! breaks: every message crosses threads twice (Poller to Worker, Worker back to Poller), with
 //! a lock, a wake-up and an `epoll_ctl` each way, so each echo costs more CPU than in step 6
 //! (at 10 clients, 13.0 against 9.5 CPU ms per 1,000 messages in `docs/journey.md`, from
-//! `journey_bench`). It pays off when handlers do real work, which then runs on several cores
-//! while the Poller keeps watching.
+//! `tools/src/bin/journey_bench/`). It pays off when handlers do real work, which then runs on
+//! several cores while the Poller keeps watching.
 //!
 //! Run it with `cargo run --release --example journey_tomcat_nio [ADDR]` (default
 //! `127.0.0.1:8080`), then talk to it with `nc 127.0.0.1 8080`, or load it with

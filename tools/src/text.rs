@@ -1,9 +1,17 @@
-//! Text for a report, shared with `benches/net.rs` (which includes this file with `#[path]`):
-//! counts with thousands separated, text made safe for SVG, the output of a command.
+//! Text for a report: counts with thousands separated, text made safe for SVG, and the output of
+//! a command (the date, the kernel) for the report's first lines.
+//!
+//! Both reports print their numbers the same way, so a figure of `docs/journey.md` and one of
+//! `docs/benchmarks.md` read alike: `12,345` messages per second, `n/a` where there is none.
 
 use std::process::Command;
 
-/// A count with thousands separated: `12,345`.
+/// A count with thousands separated: `12,345` (rounded to a whole number; `n/a` if not finite).
+///
+/// ```
+/// assert_eq!(ripple_tools::text::number(1234567.4), "1,234,567");
+/// assert_eq!(ripple_tools::text::number(-999.0), "-999");
+/// ```
 pub fn number(value: f64) -> String {
     if !value.is_finite() {
         return "n/a".into();

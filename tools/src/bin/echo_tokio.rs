@@ -1,7 +1,11 @@
-//! The `echo` example's twin on tokio's current-thread runtime, for side-by-side measurement.
+//! The `echo` example's twin on tokio's current-thread runtime, for side-by-side measurement
+//! (`cargo bench --bench net`, `benches/echo_counts.sh`).
 //!
-//! Same logic, line for line: one task per connection, a 4 KiB buffer, `read` then `write_all`.
-//! Run it with `cargo run --release --example echo_tokio [ADDR]` (default `127.0.0.1:8080`).
+//! Same logic, line for line: one task per connection, a 4 KiB buffer, `read` then `write_all`,
+//! and the same back-off when `accept` fails. `examples/echo.rs` is the original, written to be
+//! read (it also has `--metrics`, which is ripple's); this copy lives with the harness that uses
+//! it, and changes when the example's echo loop does. Run it with
+//! `cargo run --release -p ripple-tools --bin echo_tokio [ADDR]` (default `127.0.0.1:8080`).
 
 use std::io;
 use std::time::Duration;
@@ -21,6 +25,8 @@ async fn main() -> io::Result<()> {
             Ok((stream, _peer)) => {
                 tokio::spawn(echo(stream));
             }
+            // Out of file descriptors (EMFILE) or memory: the connection waits in the backlog.
+            // Back off instead of spinning on an accept that keeps failing.
             Err(err) => {
                 eprintln!("accept failed: {err}");
                 tokio::time::sleep(Duration::from_millis(10)).await;

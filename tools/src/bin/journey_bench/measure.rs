@@ -5,15 +5,16 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::{Duration, Instant};
+
+use ripple_tools::procfs::{clock_ticks_per_second, page_size, pss_bytes, TreeSample};
+use ripple_tools::server::Server;
+use ripple_tools::text::number;
+use ripple_tools::workspace;
 
 use crate::args::{Model, Plan};
 use crate::client::Client;
-use crate::procfs::{clock_ticks_per_second, page_size, pss_bytes, TreeSample};
 use crate::report::{connections, describe};
-use crate::server::Server;
-use crate::text::number;
 use crate::LEVELS;
 
 /// What one server did at one level.
@@ -54,13 +55,7 @@ pub struct Figures {
 /// Measures every model at every level, in order, and prints a line per cell to stderr;
 /// `results[m][l]` is model `m` at level `LEVELS[l]`. A model in `unbuilt` is not started: each
 /// of its cells says it did not build.
-pub fn measure_all(
-    bin: &Path,
-    models: &[Model],
-    unbuilt: &[String],
-    plan: &Plan,
-    pin: bool,
-) -> Vec<Vec<Cell>> {
+pub fn measure_all(models: &[Model], unbuilt: &[String], plan: &Plan, pin: bool) -> Vec<Vec<Cell>> {
     let cells = models.len() * LEVELS.len();
     let mut results = Vec::new();
     for model in models {
@@ -70,7 +65,7 @@ pub fn measure_all(
             let cell = if unbuilt.contains(&model.example) {
                 Cell::NotServed("did not build (see cargo's errors)".into())
             } else {
-                measure(bin, model, level, plan, pin)
+                measure(model, level, plan, pin)
             };
             let done = results.len() * LEVELS.len() + row.len() + 1;
             eprintln!(
@@ -88,8 +83,8 @@ pub fn measure_all(
 }
 
 /// Measures one server at one level, from starting it to killing its whole process tree.
-fn measure(bin: &Path, model: &Model, level: usize, plan: &Plan, pin: bool) -> Cell {
-    let (mut server, addr) = match Server::start(&bin.join(&model.example), pin) {
+fn measure(model: &Model, level: usize, plan: &Plan, pin: bool) -> Cell {
+    let (mut server, addr) = match Server::start(&workspace::program(&model.example), pin) {
         Ok(started) => started,
         Err(why) => return Cell::NotServed(why),
     };

@@ -1,11 +1,18 @@
 //! The `hello_http` example's twin on tokio's current-thread runtime, for side-by-side
-//! measurement.
+//! measurement (`cargo bench --bench net`).
 //!
 //! Same logic and limits, line for line: keep-alive, pipelining, an 8 KiB head limit, idle
-//! timeouts, `501` for chunked bodies, and the same linger on close.
+//! timeouts, `501` for chunked bodies, and the same linger on close. Only the runtime differs,
+//! so that the comparison measures the runtimes and nothing else. `examples/hello_http.rs` is
+//! the original, written to be read; this copy lives with the harness that uses it. When the
+//! example changes, change this file the same way: `diff examples/hello_http.rs
+//! tools/src/bin/hello_http_tokio.rs` should show only the header, the imports, `main`'s
+//! attribute, `tokio::` for `ripple::` and the shutdown in `linger`. The test
+//! `the_tokio_twin_answers_every_request_as_the_example_does` in `tests/http.rs` checks that
+//! both answer the same requests with the same bytes.
 //!
 //! ```text
-//! cargo run --release --example hello_http_tokio [ADDR]     # ADDR defaults to 127.0.0.1:8080
+//! cargo run --release -p ripple-tools --bin hello_http_tokio [ADDR]     # default 127.0.0.1:8080
 //! curl http://127.0.0.1:8080/
 //! ```
 //!

@@ -1,9 +1,10 @@
 //! The command line: which servers to measure, and how long each part of a cell lasts.
 
 use std::fmt::Write as _;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::Result;
+use ripple_tools::Result;
 
 /// One server of the journey.
 pub struct Model {
@@ -66,43 +67,59 @@ pub struct Args {
     pub quick: bool,
     /// `--models a,b`: the servers to measure (default: the journey).
     pub models: Vec<Model>,
+    /// Whether `--models` was given: the run measures only some servers.
+    pub partial: bool,
+    /// `--out DIR`: where the report goes.
+    pub out: Option<PathBuf>,
 }
 
 impl Args {
-    /// Parses `[--quick] [--models NAME,NAME...]`.
+    /// Parses `[--quick] [--models NAME,NAME...] [--out DIR]`.
     pub fn parse() -> Result<Args> {
         let mut args = Args {
             quick: false,
             models: Model::journey(),
+            partial: false,
+            out: None,
         };
         let mut words = std::env::args().skip(1);
         while let Some(word) = words.next() {
-            let names = match word.as_str() {
-                "--quick" => {
-                    args.quick = true;
-                    continue;
-                }
-                "--models" => words.next().ok_or("--models needs a list of examples")?,
-                other => match other.strip_prefix("--models=") {
-                    Some(names) => names.to_string(),
-                    None => {
-                        return Err(format!(
-                            "unknown argument {other:?}; usage: journey_bench [--quick] \
-                             [--models NAME,NAME...]"
-                        )
-                        .into())
-                    }
-                },
+            // `--name value` and `--name=value` alike.
+            let (name, inline) = match word.split_once('=') {
+                Some((name, value)) => (name.to_string(), Some(value.to_string())),
+                None => (word, None),
             };
-            args.models = names.split(',').map(str::trim).map(Model::named).collect();
+            let mut value = || inline.clone().or_else(|| words.next());
+            match name.as_str() {
+                "--quick" if inline.is_none() => args.quick = true,
+                "--models" => {
+                    let names = value().ok_or("--models needs a list of examples")?;
+                    args.models = names.split(',').map(str::trim).map(Model::named).collect();
+                    args.partial = true;
+                }
+                "--out" => args.out = Some(value().ok_or("--out needs a folder")?.into()),
+                _ => {
+                    return Err(format!(
+                        "unknown argument {name:?}; usage: journey_bench [--quick] \
+                         [--models NAME,NAME...] [--out DIR]"
+                    )
+                    .into())
+                }
+            }
         }
         Ok(args)
+    }
+
+    /// Whether this run's report is the committed one: the whole journey, full length. Only
+    /// such a run writes to `docs/` when no `--out` is given.
+    pub fn is_committed_run(&self) -> bool {
+        !self.quick && !self.partial
     }
 
     /// The command that reproduces this run, for the report.
     pub fn command() -> String {
         let words: Vec<String> = std::env::args().skip(1).collect();
-        let mut command = String::from("cargo run --release --example journey_bench");
+        let mut command = String::from("cargo run --release -p ripple-tools --bin journey_bench");
         if !words.is_empty() {
             let _ = write!(command, " -- {}", words.join(" "));
         }

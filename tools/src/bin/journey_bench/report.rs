@@ -1,22 +1,24 @@
-//! The report: `docs/journey.md` (machine, method, one table per figure, the reasons for every
+//! The report: `journey.md` (machine, method, one table per figure, the reasons for every
 //! level not served) and its two charts, and how a cell's figures print.
 
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
+use ripple_tools::procfs::{cpu_info, mem_total_bytes};
+use ripple_tools::text::{command_output, number};
+use ripple_tools::Result;
+
 use crate::args::{Args, Plan};
 use crate::client::{CONNECT_BATCH, CONNECT_STALL, MESSAGE};
 use crate::measure::{Cell, Figures};
-use crate::procfs::{cpu_info, mem_total_bytes};
 use crate::svg::{line_chart, Scale, Series, PALETTE};
-use crate::text::{command_output, number};
-use crate::{Result, LEVELS};
+use crate::LEVELS;
 
 /// A table of the report: its title, and how a served cell's figures print in it.
 type Column = (&'static str, fn(&Figures) -> String);
 
-/// Everything `docs/journey.md` says.
+/// Everything `journey.md` says.
 pub struct Report<'a> {
     /// The command line of this run.
     pub args: &'a Args,
@@ -33,18 +35,17 @@ pub struct Report<'a> {
 }
 
 impl Report<'_> {
-    /// Writes `docs/journey.md` and its two charts.
-    pub fn write(&self, root: &Path) -> Result<()> {
-        let docs = root.join("docs");
-        std::fs::create_dir_all(&docs)?;
-        std::fs::write(docs.join("journey.md"), self.markdown())?;
+    /// Writes `journey.md` and its two charts to the folder `out`.
+    pub fn write(&self, out: &Path) -> Result<()> {
+        std::fs::create_dir_all(out)?;
+        std::fs::write(out.join("journey.md"), self.markdown())?;
         let throughput = line_chart(
             "Throughput against connections",
             "messages per second",
             Scale::Linear,
             &self.series(|f| f.throughput),
         );
-        std::fs::write(docs.join("journey_throughput.svg"), throughput)?;
+        std::fs::write(out.join("journey_throughput.svg"), throughput)?;
         let mut memory = self.series(|f| f.rss as f64 / (1024.0 * 1024.0));
         memory.extend(self.pss_series());
         let memory = line_chart(
@@ -53,7 +54,7 @@ impl Report<'_> {
             Scale::Log,
             &memory,
         );
-        std::fs::write(docs.join("journey_memory.svg"), memory)?;
+        std::fs::write(out.join("journey_memory.svg"), memory)?;
         Ok(())
     }
 
@@ -65,7 +66,7 @@ impl Report<'_> {
             "The eight echo servers of the journey (`examples/journey/`), from a blocking \
              server that serves one client at a time to async/await on ripple, under the same \
              ping-pong load at 1 to 5,000 concurrent connections. Written by \
-             `examples/journey_bench/`.\n\n",
+             `tools/src/bin/journey_bench/`.\n\n",
         );
         md.push_str(&self.setting());
         md.push_str(&self.method());

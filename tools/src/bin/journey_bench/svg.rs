@@ -3,7 +3,8 @@
 
 use std::fmt::Write as _;
 
-use crate::text::{number, xml_escape};
+use ripple_tools::text::{number, xml_escape};
+
 use crate::LEVELS;
 
 /// How a chart's y axis maps values.

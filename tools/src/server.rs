@@ -1,20 +1,24 @@
-//! The servers as processes: building them, starting one in its own process group (pinned to
-//! CPU 0), and killing and reaping its whole tree; and what this process does so that it can:
-//! raise its open-files limit, become a subreaper, pin itself to CPU 1.
+//! The servers as processes: starting one in its own process group (pinned to CPU 0), and
+//! killing and reaping its whole tree; and what the harness does so that it can: raise its
+//! open-files limit, become a subreaper, pin itself or its load to CPU 1.
+//!
+//! A server is any program that takes its listen address as its first argument and prints
+//! `listening on ADDR` once bound. [`Server::start`] gives it `127.0.0.1:0`, so the kernel picks
+//! a free port and two runs never collide, and reads the port back from that line. On a machine
+//! with two CPUs and `taskset`, the server runs on CPU 0 and the load on CPU 1, so neither takes
+//! the other's core.
 
 use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader};
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::args::Model;
 use crate::procfs::TreeSample;
-use crate::Result;
 
 /// How long a server may take to print `listening on ADDR`.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -22,42 +26,8 @@ const LISTEN_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a killed server's processes may take to disappear.
 const KILL_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The directory cargo builds into.
-pub fn target_dir(root: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
-}
-
-/// Builds every model's example in release mode; returns the ones that did not build.
-///
-/// One `cargo build` for all is fastest. If it fails (someone's work in progress), each is
-/// built alone, so that one broken server costs only its own row.
-pub fn build(root: &Path, models: &[Model]) -> Result<Vec<String>> {
-    eprintln!("journey: building the servers (release)");
-    let cargo = |examples: &[&String]| -> io::Result<bool> {
-        let mut command = Command::new(env!("CARGO"));
-        command.current_dir(root).args(["build", "--release"]);
-        for example in examples {
-            command.args(["--example", example]);
-        }
-        Ok(command.status()?.success())
-    };
-    let all: Vec<&String> = models.iter().map(|m| &m.example).collect();
-    if cargo(&all)? {
-        return Ok(Vec::new());
-    }
-    let mut unbuilt = Vec::new();
-    for example in all {
-        if !cargo(&[example])? {
-            unbuilt.push(example.clone());
-        }
-    }
-    if unbuilt.len() == models.len() {
-        return Err("no server built".into());
-    }
-    Ok(unbuilt)
-}
-
 /// A server process; dropping it kills the server and every process it started.
+#[derive(Debug)]
 pub struct Server {
     /// The server (`taskset` execs it, so this is the server itself). It leads its own process
     /// group, so the group id is its pid.
@@ -71,13 +41,7 @@ pub struct Server {
 impl Server {
     /// Starts `program` on a port of the kernel's choice; waits for `listening on ADDR`.
     pub fn start(program: &Path, pin: bool) -> std::result::Result<(Server, SocketAddr), String> {
-        let mut command = if pin {
-            let mut taskset = Command::new("taskset");
-            taskset.args(["-c", "0"]).arg(program);
-            taskset
-        } else {
-            Command::new(program)
-        };
+        let mut command = pinned(pin, 0, program);
         command
             .arg("127.0.0.1:0")
             .stdin(Stdio::null())
@@ -169,7 +133,7 @@ impl Drop for Server {
         }
         let _ = self.child.wait();
         if !reap_group(pid, KILL_TIMEOUT) {
-            eprintln!("journey: warning: processes of group {pid} survived SIGKILL");
+            eprintln!("warning: processes of server group {pid} survived SIGKILL");
         }
     }
 }
@@ -240,11 +204,37 @@ pub fn reap_orphans() {
     while unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) } > 0 {}
 }
 
-/// Raises the soft limit on open files to the hard limit; returns the new limit.
+/// A command that runs `program` on CPU `cpu` (under `taskset`) when `pin` is set, or as it is.
 ///
-/// 5,000 connections need 5,000 descriptors here and as many in the server, which inherits this
-/// process's limits when it is started.
-pub fn raise_open_files_limit() -> io::Result<u64> {
+/// `taskset` execs the program, so the child's pid is the program's own, and the program's
+/// threads and children inherit the CPU.
+pub fn pinned(pin: bool, cpu: usize, program: &Path) -> Command {
+    if pin {
+        let mut taskset = Command::new("taskset");
+        taskset.arg("-c").arg(cpu.to_string()).arg(program);
+        taskset
+    } else {
+        Command::new(program)
+    }
+}
+
+/// Whether servers and load can be pinned apart: `taskset` is on PATH and this process may run
+/// on two CPUs or more.
+pub fn can_pin() -> bool {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cpus >= 2 && on_path("taskset")
+}
+
+/// This process's soft limit on open files.
+///
+/// A server started by the harness inherits it, so it bounds the connections a bench can open:
+/// each takes a descriptor in the harness and one in the server.
+pub fn open_files_limit() -> io::Result<u64> {
+    Ok(rlimit_nofile()?.rlim_cur)
+}
+
+/// This process's limits on open files, soft and hard.
+fn rlimit_nofile() -> io::Result<libc::rlimit> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -253,6 +243,15 @@ pub fn raise_open_files_limit() -> io::Result<u64> {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
         return Err(io::Error::last_os_error());
     }
+    Ok(limit)
+}
+
+/// Raises the soft limit on open files to the hard limit; returns the new limit.
+///
+/// 5,000 connections need 5,000 descriptors here and as many in the server, which inherits this
+/// process's limits when it is started.
+pub fn raise_open_files_limit() -> io::Result<u64> {
+    let mut limit = rlimit_nofile()?;
     limit.rlim_cur = limit.rlim_max;
     // SAFETY: `limit` is a valid rlimit, read by the call only.
     if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
@@ -274,8 +273,7 @@ pub fn become_subreaper() -> io::Result<()> {
 /// Pins this process (the client) to CPU 1 if the server can be pinned to CPU 0 with
 /// `taskset`; whether both are pinned.
 pub fn pin_client() -> bool {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if cpus < 2 || !on_path("taskset") {
+    if !can_pin() {
         return false;
     }
     // SAFETY: `cpu_set_t` is a plain bit mask, for which all zeros is the empty set.
@@ -287,7 +285,7 @@ pub fn pin_client() -> bool {
 }
 
 /// Whether `program` is an executable on PATH.
-fn on_path(program: &str) -> bool {
+pub fn on_path(program: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }

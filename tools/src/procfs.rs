@@ -1,10 +1,17 @@
-//! What the bench reads from `/proc` (see proc(5)): a server's process tree at one moment
-//! (processes, threads, resident pages, CPU time), and the machine (busy CPU time, CPUs, memory).
+//! What the harnesses read from `/proc` (see proc(5)): a server's process tree at one moment
+//! (processes, threads, resident pages, CPU time), one process's memory and open descriptors,
+//! and the machine (busy CPU time, CPUs, memory).
+//!
+//! A server is measured from outside, as the kernel sees it: no counter inside the server is
+//! needed, so ripple, tokio and a server that forks a process per client are measured the same
+//! way.
 
+use std::io;
 use std::time::Instant;
 
 /// A server's process tree (the server and its descendants) at one moment, summed, with the
 /// CPU time of the client and of the whole machine at that moment.
+#[derive(Debug)]
 pub struct TreeSample {
     /// When the sample was read.
     pub at: Instant,
@@ -53,7 +60,7 @@ impl TreeSample {
     }
 }
 
-/// What the bench reads of one process.
+/// What a [`TreeSample`] reads of one process.
 struct Process {
     /// CPU time (user plus system) of all its threads, in nanoseconds.
     cpu_ns: u64,
@@ -142,6 +149,18 @@ fn machine_busy_ticks() -> u64 {
         .iter()
         .filter_map(|&i| ticks.get(i))
         .sum()
+}
+
+/// The resident set size of process `pid` (`VmRSS` in `/proc/PID/status`), in bytes; `None` if
+/// it cannot be read.
+pub fn vm_rss_bytes(pid: i32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    kib_field(&status, "VmRSS:")
+}
+
+/// How many file descriptors process `pid` has open: the entries of `/proc/PID/fd`.
+pub fn open_fds(pid: i32) -> io::Result<usize> {
+    Ok(std::fs::read_dir(format!("/proc/{pid}/fd"))?.count())
 }
 
 /// The proportional set size summed over `pids`, in bytes (0 where it cannot be read).
