@@ -25,7 +25,7 @@ use std::time::Duration;
 use futures_task::ArcWake;
 
 use super::inject::Inject;
-use super::owned::{OwnedTasks, Released};
+use super::owned::{take_slot, OwnedTasks, Released};
 use super::INJECT_INTERVAL;
 use crate::context::{Enter, Scoped};
 use crate::coop;
@@ -183,9 +183,10 @@ impl Schedule for Arc<Shared> {
     }
 
     fn release(&self, task: &dyn Runnable) {
+        let Some(slot) = take_slot(task) else { return };
         with_current(|current| match current {
-            Some(scheduler) if self.is(scheduler) => scheduler.core.owned.remove(task),
-            _ => self.released.push(task),
+            Some(scheduler) if self.is(scheduler) => scheduler.core.owned.remove(slot),
+            _ => self.released.push(slot),
         });
     }
 }

@@ -54,16 +54,13 @@ impl OwnedTasks {
         task.owned_index().load(Ordering::Relaxed) != NOT_OWNED
     }
 
-    /// Forgets `task`, which completed on the owner's thread.
+    /// Frees `slot`, which a completed task held (see [`take_slot`]), on the owner's thread.
     #[inline]
-    pub(crate) fn remove(&self, task: &dyn Runnable) {
-        let index = task.owned_index().swap(NOT_OWNED, Ordering::Relaxed);
-        if index != NOT_OWNED {
-            // Bind the removed reference so it drops after the borrow ends: dropping a task can
-            // run user code that spawns.
-            let removed = self.tasks.borrow_mut().remove(index);
-            drop(removed);
-        }
+    pub(crate) fn remove(&self, slot: usize) {
+        // Bind the removed reference so it drops after the borrow ends: dropping a task can run
+        // user code that spawns.
+        let removed = self.tasks.borrow_mut().remove(slot);
+        drop(removed);
     }
 
     /// Frees the slots that other threads released since the last call.
@@ -103,15 +100,21 @@ impl OwnedTasks {
     }
 }
 
+/// Takes the registry slot of `task`, which has completed, if it still has one: whoever takes it
+/// frees it, with [`OwnedTasks::remove`] on the owner's thread or [`Released::push`] elsewhere.
+#[inline]
+pub(crate) fn take_slot(task: &dyn Runnable) -> Option<usize> {
+    let slot = task.owned_index().swap(NOT_OWNED, Ordering::Relaxed);
+    (slot != NOT_OWNED).then_some(slot)
+}
+
 impl Released {
-    /// Forgets `task`, which completed on a thread that does not own the registry: its slot is
-    /// freed at the owner's next [`OwnedTasks::apply_released`].
-    pub(crate) fn push(&self, task: &dyn Runnable) {
-        let index = task.owned_index().swap(NOT_OWNED, Ordering::Relaxed);
-        if index != NOT_OWNED {
-            self.lock().push(index);
-            self.pending.store(true, Ordering::Release);
-        }
+    /// Frees `slot`, which a task that completed on a thread that does not own the registry
+    /// held (see [`take_slot`]), at the owner's next [`OwnedTasks::apply_released`].
+    #[cold]
+    pub(crate) fn push(&self, slot: usize) {
+        self.lock().push(slot);
+        self.pending.store(true, Ordering::Release);
     }
 
     /// The list, locked; a poisoned lock is taken as it is (each change is one `Vec` call).
@@ -137,7 +140,9 @@ mod tests {
         }
         fn schedule_local(_: TaskRef) {}
         fn release(&self, task: &dyn Runnable) {
-            self.0.push(task);
+            if let Some(slot) = take_slot(task) {
+                self.0.push(slot);
+            }
         }
     }
 
