@@ -126,7 +126,9 @@ impl Driver {
 
         // 1. Timers: fire the due ones; the next deadline bounds the wait.
         let mut timeout = time.fire(wakers, timeout);
-        fire_timers(wakers, counters, reactor.trace);
+        if !wakers.is_empty() {
+            fire_timers(wakers, counters, reactor.trace);
+        }
         counters.set_waking(WakeSource::Reactor);
 
         // 2. Sources that short reads drained: one poll(2) looks for a FIN that came with their
@@ -151,9 +153,7 @@ impl Driver {
             // A wait that a deadline cut short ends with that deadline due: fire it now rather
             // than one park later.
             if timeout.is_some_and(|t| !t.is_zero()) {
-                time.fire(wakers, Some(Duration::ZERO));
-                fire_timers(wakers, counters, reactor.trace);
-                counters.set_waking(WakeSource::Reactor);
+                fire_after_wait(time, wakers, counters, reactor.trace);
             }
         } else {
             time.unparked();
@@ -257,12 +257,26 @@ fn next_tick(tick: &mut usize) -> usize {
     *tick
 }
 
-/// Wakes the tasks of the timers that fired into `wakers` (if any), counting and tracing them.
-#[inline]
-fn fire_timers(wakers: &mut Vec<Waker>, counters: &LocalCounters, trace_on: bool) {
-    if wakers.is_empty() {
-        return;
+/// Fires the timers that came due during a wait that may have been cut short by one. Out of
+/// line, so that the fire before the wait, on every park, stays inlined.
+#[cold]
+#[inline(never)]
+fn fire_after_wait(
+    time: &time::Handle,
+    wakers: &mut Vec<Waker>,
+    counters: &LocalCounters,
+    trace_on: bool,
+) {
+    time.fire(wakers, Some(Duration::ZERO));
+    if !wakers.is_empty() {
+        fire_timers(wakers, counters, trace_on);
+        counters.set_waking(WakeSource::Reactor);
     }
+}
+
+/// Wakes the tasks of the timers that fired into `wakers`, counting and tracing them.
+#[cold]
+fn fire_timers(wakers: &mut Vec<Waker>, counters: &LocalCounters, trace_on: bool) {
     counters.fired(wakers.len());
     if trace_on {
         trace(format_args!("{} timer(s) fired", wakers.len()));

@@ -185,7 +185,9 @@ impl Handle {
     /// to wait in the driver for at most `limit` (`None`: no limit), may wait: until the next
     /// deadline, and not at all if a timer fired. From a wait that may block until
     /// [`Handle::unparked`], a sleep registered with an earlier deadline wakes the caller.
-    #[inline]
+    // Always inlined: it runs at every park, and the driver calls it from two places (one of
+    // them rare), which would otherwise keep it out of line.
+    #[inline(always)]
     pub(crate) fn fire(
         &self,
         wakers: &mut Vec<Waker>,
