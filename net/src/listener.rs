@@ -81,14 +81,14 @@ impl TcpListener {
     }
 }
 
-/// Takes one connection from the backlog, skipping those that failed before they were accepted.
-/// One syscall gives a socket that is already non-blocking and close-on-exec.
+/// Takes one connection from the backlog. One syscall gives a socket that is already
+/// non-blocking and close-on-exec. A connection that failed before it was accepted is skipped:
+/// its error is turned into `Interrupted`, which the funnel retries (spending budget, so a
+/// storm of failed connections cannot keep the task).
 fn accept(listener: &Socket) -> io::Result<(Socket, socket2::SockAddr)> {
-    loop {
-        match listener.accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) {
-            Err(err) if is_connection_error(&err) => continue,
-            accepted => return accepted,
-        }
+    match listener.accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) {
+        Err(err) if is_connection_error(&err) => Err(io::ErrorKind::Interrupted.into()),
+        accepted => accepted,
     }
 }
 

@@ -5,22 +5,24 @@
 //! timers, a `spawn` with its scheduler. Each of those layers keeps its own "current" pointer, a
 //! [`Scoped`] in a `thread_local!`, so that no layer has to name the types of the layers above it:
 //! the reactor points at a reactor, the scheduler at a scheduler. Entering a runtime (in
-//! `block_on`, or on a worker thread) sets all of them, and the guards put back whatever was
-//! current before when the scope ends, so runtimes can nest and unwind.
+//! `block_on`, or on a worker thread) sets all of them for the length of a closure, and puts
+//! back whatever was current before when the closure returns or unwinds, so runtimes can nest.
 //!
 //! Reading a pointer costs one thread-local load, which is why the hot paths (a wake, a short
 //! read) can afford it.
 
 use std::cell::Cell;
-use std::marker::PhantomData;
 use std::ptr;
 use std::thread::LocalKey;
 
-/// A pointer to a `T` that is current on this thread while an [`Enter`] guard for it lives.
+/// A pointer to a `T` that is current on this thread while a closure given to [`Scoped::set`]
+/// runs.
 ///
 /// # Invariant
-/// Non-null only while an [`Enter`] guard made by [`Scoped::enter`] for that value is alive on
-/// this thread; the guard borrows the value, so the pointer never dangles.
+/// Non-null only while a call of [`Scoped::set`] for that value runs on this thread; that call
+/// borrows the value, and restores the previous pointer before it returns (or unwinds), so the
+/// pointer never dangles. (A guard object that the caller keeps could be leaked with
+/// `mem::forget`, leaving the pointer behind; a closure cannot.)
 #[derive(Debug)]
 pub(crate) struct Scoped<T> {
     /// The current value, or null.
@@ -35,14 +37,24 @@ impl<T: 'static> Scoped<T> {
         }
     }
 
-    /// Makes `value` current on this thread until the returned guard is dropped.
-    pub(crate) fn enter<'a>(key: &'static LocalKey<Scoped<T>>, value: &'a T) -> Enter<'a, T> {
-        let prev = key.with(|scoped| scoped.current.replace(value));
-        Enter {
-            key,
-            prev,
-            _value: PhantomData,
+    /// Runs `f` with `value` current on this thread, then makes current again what was before.
+    pub(crate) fn set<R>(key: &'static LocalKey<Scoped<T>>, value: &T, f: impl FnOnce() -> R) -> R {
+        /// Puts back the previous pointer, also when `f` unwinds.
+        struct Restore<T: 'static> {
+            /// The thread-local `set` changed.
+            key: &'static LocalKey<Scoped<T>>,
+            /// What was current before.
+            prev: *const T,
         }
+        impl<T: 'static> Drop for Restore<T> {
+            fn drop(&mut self) {
+                let prev = self.prev;
+                self.key.with(|scoped| scoped.current.set(prev));
+            }
+        }
+        let prev = key.with(|scoped| scoped.current.replace(value));
+        let _restore = Restore { key, prev };
+        f()
     }
 
     /// Runs `f` with the value current on this thread, if any.
@@ -52,24 +64,6 @@ impl<T: 'static> Scoped<T> {
         // SAFETY: by the invariant on `Scoped`, a non-null pointer refers to a value that the
         // enclosing `Enter` guard borrows for at least as long as this call.
         f(unsafe { current.as_ref() })
-    }
-}
-
-/// Keeps a value current on this thread; puts back the previous one when dropped.
-#[derive(Debug)]
-pub(crate) struct Enter<'a, T: 'static> {
-    /// The thread-local this guard set.
-    key: &'static LocalKey<Scoped<T>>,
-    /// What was current before.
-    prev: *const T,
-    /// Ties the guard to the value it made current.
-    _value: PhantomData<&'a T>,
-}
-
-impl<T: 'static> Drop for Enter<'_, T> {
-    fn drop(&mut self) {
-        let prev = self.prev;
-        self.key.with(|scoped| scoped.current.set(prev));
     }
 }
 
@@ -84,14 +78,18 @@ mod tests {
     #[test]
     fn a_nested_scope_restores_the_outer_value_when_it_ends() {
         let (outer, inner) = (1, 2);
-        assert_eq!(Scoped::with(&CURRENT, |v| v.copied()), None);
-        let _outer = Scoped::enter(&CURRENT, &outer);
-        {
-            let _inner = Scoped::enter(&CURRENT, &inner);
-            assert_eq!(Scoped::with(&CURRENT, |v| v.copied()), Some(2));
-        }
-        assert_eq!(Scoped::with(&CURRENT, |v| v.copied()), Some(1));
-        drop(_outer);
-        assert_eq!(Scoped::with(&CURRENT, |v| v.copied()), None);
+        let current = || Scoped::with(&CURRENT, |v| v.copied());
+        assert_eq!(current(), None);
+        Scoped::set(&CURRENT, &outer, || {
+            Scoped::set(&CURRENT, &inner, || assert_eq!(current(), Some(2)));
+            assert_eq!(current(), Some(1));
+            // A panic inside a scope restores the value around it, too.
+            let unwound = std::panic::catch_unwind(|| {
+                Scoped::set(&CURRENT, &inner, || panic!("unwinding"));
+            });
+            assert!(unwound.is_err());
+            assert_eq!(current(), Some(1));
+        });
+        assert_eq!(current(), None);
     }
 }

@@ -32,7 +32,6 @@ use std::time::Duration;
 
 use polling::Events;
 
-use crate::context::Enter;
 use crate::metrics::{LocalCounters, WakeSource};
 use crate::reactor::{self, Drained, Reactor, SourceKey, READABLE, WRITABLE};
 use crate::time;
@@ -73,15 +72,6 @@ pub(crate) struct Local {
     io: reactor::Local,
     /// The timers.
     time: time::Handle,
-}
-
-/// Keeps a driver current on this thread (see [`Local::enter`]).
-#[derive(Debug)]
-pub(crate) struct Entered<'a> {
-    /// The reactor, for `Async::new`.
-    _io: Enter<'a, reactor::Local>,
-    /// The timers, for `Sleep`.
-    _time: Enter<'a, time::Handle>,
 }
 
 impl Driver {
@@ -125,7 +115,7 @@ impl Driver {
         let (reactor, time) = (&*handle.io, &handle.time);
 
         // 1. Timers: fire the due ones; the next deadline bounds the wait.
-        let mut timeout = time.fire(wakers, timeout);
+        let mut timeout = time.before_park(wakers, timeout);
         if !wakers.is_empty() {
             fire_timers(wakers, counters, reactor.trace);
         }
@@ -145,22 +135,22 @@ impl Driver {
         events.clear();
         if timeout != Some(Duration::ZERO) || anything_ready(reactor) {
             let waited = reactor.poller.wait(events, timeout);
-            time.unparked();
+            time.after_park();
             waited?;
             if reactor.trace {
                 trace_wait(timeout, events.len());
             }
-            // A wait that a deadline cut short ends with that deadline due: fire it now rather
-            // than one park later.
-            if timeout.is_some_and(|t| !t.is_zero()) {
+            // A wait that a deadline cut short returns no event, and ends with that deadline
+            // due: fire it now rather than one park later.
+            if events.is_empty() && timeout.is_some_and(|t| !t.is_zero()) {
                 fire_after_wait(time, wakers, counters, reactor.trace);
             }
         } else {
-            time.unparked();
+            time.after_park();
         }
 
         // 4. Dispatch: each event sets its source's readiness and wakes the task parked there.
-        let tick = next_tick(tick);
+        let batch_tick = next_tick(tick);
         let mut count = 0;
         for event in events.iter() {
             count += 1;
@@ -180,7 +170,7 @@ impl Driver {
             if reactor.trace {
                 trace_event(io.index, ready, "");
             }
-            io.set_readiness(tick, ready);
+            io.set_readiness(batch_tick, ready);
         }
         counters.waited(count);
         counters.set_waking(WakeSource::Main);
@@ -213,13 +203,10 @@ impl Handle {
 }
 
 impl Local {
-    /// Makes the driver current on this thread, so that I/O objects and sleeps created here
-    /// register with it, until the guard drops.
-    pub(crate) fn enter(&self) -> Entered<'_> {
-        Entered {
-            _io: self.io.enter(),
-            _time: self.time.enter(),
-        }
+    /// Runs `f` with the driver current on this thread, so that I/O objects and sleeps created
+    /// in it register with the driver.
+    pub(crate) fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.io.enter(|| self.time.enter(f))
     }
 }
 
@@ -267,7 +254,7 @@ fn fire_after_wait(
     counters: &LocalCounters,
     trace_on: bool,
 ) {
-    time.fire(wakers, Some(Duration::ZERO));
+    time.fire_due(wakers);
     if !wakers.is_empty() {
         fire_timers(wakers, counters, trace_on);
         counters.set_waking(WakeSource::Reactor);

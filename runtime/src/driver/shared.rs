@@ -262,6 +262,8 @@ mod tests {
         unparker: Unparker,
         /// Where it sleeps.
         inner: Arc<Inner>,
+        /// The driver's timers, which say when the thread in the driver is about to wait.
+        time: crate::time::Handle,
     }
 
     impl Worker {
@@ -285,14 +287,21 @@ mod tests {
                 parked,
                 unparker,
                 inner,
+                time: shared.handle.time.clone(),
             }
         }
 
-        /// Tells it to park, and waits until it sleeps in `state`.
+        /// Tells it to park, and waits until it sleeps in `state` (in the driver: until it has
+        /// looked at the timers and is about to wait, so that a sleep registered from now on
+        /// must wake it).
         fn park_in(&self, state: usize) {
             self.go.send(()).unwrap();
             let deadline = Instant::now() + Duration::from_secs(5);
-            while self.inner.state.load(Ordering::SeqCst) != state {
+            let asleep = || {
+                self.inner.state.load(Ordering::SeqCst) == state
+                    && (state != PARKED_DRIVER || self.time.is_parked())
+            };
+            while !asleep() {
                 assert!(
                     Instant::now() < deadline,
                     "the worker never parked in {state}"
@@ -363,13 +372,8 @@ mod tests {
         let sleep_waker = futures_task::waker(sleeper.clone());
         let start = Instant::now();
         let mut sleep = pin!(crate::time::sleep(Duration::from_millis(50)));
-        {
-            let _entered = local.enter();
-            assert!(sleep
-                .as_mut()
-                .poll(&mut Context::from_waker(&sleep_waker))
-                .is_pending());
-        }
+        let polled = local.enter(|| sleep.as_mut().poll(&mut Context::from_waker(&sleep_waker)));
+        assert!(polled.is_pending());
         assert_eq!(
             two.returned(),
             Parked::Driver,

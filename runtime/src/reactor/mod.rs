@@ -53,7 +53,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use polling::{Event, PollMode, Poller};
 
-use crate::context::{Enter, Scoped};
+use crate::context::Scoped;
 use crate::trace::trace;
 
 pub(crate) use key::SourceKey;
@@ -180,10 +180,9 @@ impl Local {
         }
     }
 
-    /// Makes this reactor the one that new I/O objects on this thread register with, until the
-    /// guard is dropped.
-    pub(crate) fn enter(&self) -> Enter<'_, Local> {
-        Scoped::enter(&CURRENT, self)
+    /// Runs `f` with this reactor as the one that new I/O objects on this thread register with.
+    pub(crate) fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
+        Scoped::set(&CURRENT, self, f)
     }
 
     /// The reactor current on this thread, if any.
@@ -334,7 +333,7 @@ impl Reactor {
         // keeps every source it ever allocated, at the same address, for as long as the reactor
         // lives; `&self` proves it does. (Keys reach only their own reactor: an `Async` and the
         // drained lists belong to one runtime.)
-        let io = unsafe { &*key.address() };
+        let io = unsafe { &*(key.address() as *const ScheduledIo) };
         // A stale key: the source was deleted, or deleted and reused by a newer registration.
         io.has_generation_of(key).then_some(io)
     }

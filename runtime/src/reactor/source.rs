@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{ready, Context, Poll, Waker};
 
-use super::key::{Generation, SourceKey};
+use super::key::SourceKey;
 use super::waker_slot::{Registered, WakerSlot};
 use super::{Local, Reactor};
 use crate::coop;
@@ -347,7 +347,7 @@ pub(crate) struct ScheduledIo {
     pub(crate) index: usize,
     /// Bumped each time the slot is reused, so that an event meant for an earlier registration
     /// is told apart from the current one's (see [`ScheduledIo::key`]).
-    generation: Generation,
+    generation: AtomicUsize,
     /// `READABLE | WRITABLE | SHUTDOWN` in the low bits, the tick of the last event above
     /// `TICK_SHIFT`. Set by the reactor, cleared by tasks, always with read-modify-writes.
     readiness: AtomicUsize,
@@ -373,7 +373,7 @@ impl ScheduledIo {
     pub(crate) fn new(index: usize, trace: bool) -> Self {
         ScheduledIo {
             index,
-            generation: Generation::default(),
+            generation: AtomicUsize::new(0),
             readiness: AtomicUsize::new(READABLE | WRITABLE),
             reader: WakerSlot::new(),
             writer: WakerSlot::new(),
@@ -394,19 +394,20 @@ impl ScheduledIo {
     /// The key of the current registration, as epoll reports it with each event (see
     /// `key.rs`); `None` if the source's address does not leave room for the generation.
     pub(crate) fn key(&self) -> Option<SourceKey> {
-        self.generation.key(self)
+        let address = self as *const ScheduledIo as usize;
+        SourceKey::new(address, self.generation.load(Ordering::Acquire))
     }
 
     /// Whether `key` was made by the current registration (and not an earlier one of this
     /// memory).
     #[inline]
     pub(crate) fn has_generation_of(&self, key: SourceKey) -> bool {
-        self.generation.matches(key)
+        key.has_generation(self.generation.load(Ordering::Acquire))
     }
 
     /// Ends the current registration: from now on its key names nothing.
     pub(crate) fn retire(&self) {
-        self.generation.retire();
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     /// Gets a retired source ready for a new registration: the optimistic readiness of a new
@@ -605,7 +606,6 @@ impl ScheduledIo {
 
 #[cfg(test)]
 mod tests {
-    use super::super::waker_slot::{EMPTY, FULL, WAKING};
     use super::*;
     use futures_task::{noop_waker, ArcWake};
     use std::sync::Arc;
@@ -743,51 +743,5 @@ mod tests {
         }
         reactor.join().unwrap();
         assert!(parked > 0, "no round parked, so the race was never run");
-    }
-
-    /// Task A is parked; task B, on another thread, parks on the same direction while the
-    /// reactor is taking A's waker; A runs and clears the readiness before B looks again. B
-    /// found the slot being woken, so it stored nothing: it must be woken itself, or the next
-    /// event has nobody to wake. The steps are played one by one, as two threads could.
-    #[test]
-    fn a_task_that_parks_while_the_slot_is_being_woken_is_woken_itself() {
-        let io = ScheduledIo::new(0, false);
-        let (a, b) = (Arc::new(Count::default()), Arc::new(Count::default()));
-        let (wake_a, wake_b) = (
-            futures_task::waker(a.clone()),
-            futures_task::waker(b.clone()),
-        );
-        let mut cx_a = Context::from_waker(&wake_a);
-        let Poll::Ready(Ok(event)) = io.poll_ready(&mut cx_a, Interest::Read) else {
-            unreachable!("a new source starts out ready")
-        };
-        io.clear_readiness(event);
-        assert!(io.poll_ready(&mut cx_a, Interest::Read).is_pending());
-        // The reactor sets readiness and starts `take`: WAKING is set on A's slot.
-        io.readiness
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |cur| {
-                Some((cur & READY_MASK) | READABLE | (1 << TICK_SHIFT))
-            })
-            .unwrap();
-        assert_eq!(io.reader.state.fetch_or(WAKING, Ordering::AcqRel), FULL);
-        // B registers now and finds WAKING.
-        assert_eq!(io.reader.register(&wake_b), Registered::Yes);
-        // The reactor finishes `take` and wakes A; A reads, gets WouldBlock, clears.
-        // SAFETY: this test plays the reactor, which set WAKING above and owns the cell.
-        let taken = unsafe { (*io.reader.waker.get()).take() };
-        io.reader.state.store(EMPTY, Ordering::Release);
-        taken.expect("A's waker").wake();
-        let Some(Ok(event)) = io.check(Interest::Read) else {
-            unreachable!()
-        };
-        assert!(io.clear_readiness(event));
-        // B's look after registering finds the source not ready: B returns Pending.
-        assert!(io.check_seqcst(Interest::Read).is_none());
-        assert_eq!(a.get(), 1);
-        assert_eq!(
-            b.get(),
-            1,
-            "B parked with its waker stored nowhere, and was not woken"
-        );
     }
 }

@@ -24,24 +24,24 @@ use std::task::Waker;
 /// takes the waker out and wakes it. Either way the wake is never lost.
 pub(crate) struct WakerSlot {
     /// `EMPTY` or `FULL`, possibly with `REGISTERING` or `WAKING` on top.
-    pub(super) state: AtomicUsize,
+    state: AtomicUsize,
     /// The parked task's waker.
     ///
     /// # Invariant
     /// Touched only by the thread that set `REGISTERING` or `WAKING` in `state`, until that
     /// thread clears it again. `Some` exactly when `state` says `FULL` (or is being changed by
     /// that thread).
-    pub(super) waker: UnsafeCell<Option<Waker>>,
+    waker: UnsafeCell<Option<Waker>>,
 }
 
 /// No waker is stored and nobody is touching the slot.
-pub(super) const EMPTY: usize = 0;
+const EMPTY: usize = 0;
 /// A task is storing its waker.
 const REGISTERING: usize = 1;
 /// The reactor is taking the waker out.
-pub(super) const WAKING: usize = 2;
+const WAKING: usize = 2;
 /// A waker is stored.
-pub(super) const FULL: usize = 4;
+const FULL: usize = 4;
 
 // SAFETY: the waker cell is handed to one thread at a time by `state` (see the invariant on
 // `waker`), and `Waker` itself is `Send + Sync`.
@@ -157,5 +157,52 @@ impl fmt::Debug for WakerSlot {
         f.debug_struct("WakerSlot")
             .field("state", &self.state.load(Ordering::Relaxed))
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// A waker that counts its wakes.
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+
+    impl futures_task::ArcWake for Count {
+        fn wake_by_ref(arc_self: &Arc<Self>) {
+            arc_self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Task A is parked; task B, on another thread, registers while the reactor is taking A's
+    /// waker. B finds the slot being woken, so it stores nothing: it must be woken itself, or,
+    /// once A has run and cleared the readiness, the next event has nobody to wake. The steps
+    /// are played one by one, as two threads could.
+    #[test]
+    fn a_task_that_registers_while_the_slot_is_being_woken_is_woken_itself() {
+        let slot = WakerSlot::new();
+        let (a, b) = (Arc::new(Count::default()), Arc::new(Count::default()));
+        let (wake_a, wake_b) = (
+            futures_task::waker(a.clone()),
+            futures_task::waker(b.clone()),
+        );
+        assert_eq!(slot.register(&wake_a), Registered::Yes);
+        // The reactor starts `take`: WAKING is set on A's slot.
+        assert_eq!(slot.state.fetch_or(WAKING, Ordering::AcqRel), FULL);
+        // B registers now and finds WAKING.
+        assert_eq!(slot.register(&wake_b), Registered::Yes);
+        assert_eq!(
+            b.0.load(Ordering::SeqCst),
+            1,
+            "B stored its waker nowhere, and was not woken"
+        );
+        // The reactor finishes `take` and wakes A; the slot is empty again.
+        // SAFETY: this test plays the reactor, which set WAKING above and owns the cell.
+        let taken = unsafe { (*slot.waker.get()).take() };
+        slot.state.store(EMPTY, Ordering::Release);
+        taken.expect("A's waker").wake();
+        assert_eq!(a.0.load(Ordering::SeqCst), 1);
+        assert!(slot.take().is_none(), "nothing is left to wake");
     }
 }

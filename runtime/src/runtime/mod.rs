@@ -60,8 +60,7 @@ impl Runtime {
                  thread that runs the tasks. Use `.await` (or `spawn`) instead."
             );
         }
-        let _enter = self.scheduler.enter();
-        self.scheduler.block_on(future)
+        self.scheduler.enter(|| self.scheduler.block_on(future))
     }
 
     /// Spawns a task on this runtime. It starts running when the runtime is next driven by
@@ -91,8 +90,7 @@ impl Runtime {
 impl Drop for Runtime {
     fn drop(&mut self) {
         // Enter the runtime so that destructors which spawn or touch timers find it.
-        let _enter = self.scheduler.enter();
-        self.scheduler.shutdown();
+        self.scheduler.enter(|| self.scheduler.shutdown());
     }
 }
 

@@ -27,7 +27,7 @@ use futures_task::ArcWake;
 use super::inject::Inject;
 use super::owned::{take_slot, OwnedTasks, Released};
 use super::INJECT_INTERVAL;
-use crate::context::{Enter, Scoped};
+use crate::context::Scoped;
 use crate::coop;
 use crate::driver::{self, Driver};
 use crate::metrics::{Counters, LocalCounters, Metrics, WakeSource};
@@ -95,15 +95,6 @@ thread_local! {
 #[inline]
 pub(crate) fn with_current<R>(f: impl FnOnce(Option<&CurrentThread>) -> R) -> R {
     Scoped::with(&CURRENT, f)
-}
-
-/// Keeps a scheduler (and its driver) current on this thread; see [`CurrentThread::enter`].
-#[derive(Debug)]
-pub(crate) struct Entered<'a> {
-    /// The scheduler, for `spawn` and for wakes on this thread.
-    _scheduler: Enter<'a, CurrentThread>,
-    /// The driver, for new I/O objects and sleeps.
-    _driver: driver::Entered<'a>,
 }
 
 impl Shared {
@@ -248,13 +239,10 @@ impl CurrentThread {
         Ok(CurrentThread { shared, core })
     }
 
-    /// Makes this scheduler and its driver current on this thread until the guard drops: tasks
-    /// spawned and woken here go to its run queue, I/O objects and sleeps to its driver.
-    pub(crate) fn enter(&self) -> Entered<'_> {
-        Entered {
-            _scheduler: Scoped::enter(&CURRENT, self),
-            _driver: self.core.driver_local.enter(),
-        }
+    /// Runs `f` with this scheduler and its driver current on this thread: tasks spawned and
+    /// woken in it go to this run queue, I/O objects and sleeps to this driver.
+    pub(crate) fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
+        Scoped::set(&CURRENT, self, || self.core.driver_local.enter(f))
     }
 
     /// Spawns a task on this scheduler, from its own thread.

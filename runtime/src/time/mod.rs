@@ -37,7 +37,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
 use std::time::Duration;
 
-use crate::context::{Enter, Scoped};
+use crate::context::Scoped;
 
 pub use interval::{interval, interval_at, Interval, MissedTickBehavior};
 pub use sleep::{sleep, sleep_until, Sleep};
@@ -62,8 +62,7 @@ pub(crate) struct Timers {
 }
 
 impl Timers {
-    /// Parks `waker` until `deadline`; returns the entry's id, and whether a parked thread must
-    /// be woken to wait for a shorter time.
+    /// Parks `waker` until `deadline`; returns the entry's id.
     fn insert(&mut self, deadline: Instant, waker: &Waker) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
@@ -136,9 +135,9 @@ impl Handle {
         }
     }
 
-    /// Makes these the timers that sleeps on this thread register with, until the guard drops.
-    pub(crate) fn enter(&self) -> Enter<'_, Handle> {
-        Scoped::enter(&CURRENT, self)
+    /// Runs `f` with these as the timers that sleeps on this thread register with.
+    pub(crate) fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
+        Scoped::set(&CURRENT, self, f)
     }
 
     /// The timers current on this thread, if any.
@@ -181,14 +180,13 @@ impl Handle {
         id
     }
 
-    /// Moves the wakers of every due timer into `wakers`, and returns how long the caller, about
-    /// to wait in the driver for at most `limit` (`None`: no limit), may wait: until the next
-    /// deadline, and not at all if a timer fired. From a wait that may block until
-    /// [`Handle::unparked`], a sleep registered with an earlier deadline wakes the caller.
-    // Always inlined: it runs at every park, and the driver calls it from two places (one of
-    // them rare), which would otherwise keep it out of line.
-    #[inline(always)]
-    pub(crate) fn fire(
+    /// Called by a thread about to wait in the driver for at most `limit` (`None`: no limit):
+    /// moves the wakers of every due timer into `wakers`, and returns how long the wait may last
+    /// (until the next deadline; not at all if a timer fired). If the wait may block, the thread
+    /// counts as parked until [`Handle::after_park`]: a sleep registered meanwhile with an
+    /// earlier deadline wakes it.
+    #[inline]
+    pub(crate) fn before_park(
         &self,
         wakers: &mut Vec<Waker>,
         limit: Option<Duration>,
@@ -218,10 +216,24 @@ impl Handle {
         timeout
     }
 
-    /// The thread that [`fire`](Self::fire) said would park is running again.
+    /// Moves the wakers of every due timer into `wakers`, for a thread that is not about to wait.
+    pub(crate) fn fire_due(&self, wakers: &mut Vec<Waker>) {
+        let mut timers = self.lock();
+        if !timers.entries.is_empty() {
+            timers.fire(Instant::now(), wakers);
+        }
+    }
+
+    /// The thread that [`before_park`](Self::before_park) said may block is running again.
     #[inline]
-    pub(crate) fn unparked(&self) {
+    pub(crate) fn after_park(&self) {
         self.shared.parked.store(false, Ordering::Release);
+    }
+
+    /// Whether a thread counts as parked (between `before_park` and `after_park`).
+    #[cfg(test)]
+    pub(crate) fn is_parked(&self) -> bool {
+        self.shared.parked.load(Ordering::Acquire)
     }
 
     /// Forgets every entry: the runtime is shutting down. The wakers are dropped after the lock
