@@ -4,10 +4,11 @@
 //! counters let a program watch that loop turn: how many tasks were spawned and polled, who woke
 //! them (the reactor, a timer, another task, another thread), how often the thread slept in
 //! epoll and how many events each wait brought back. Read them at any time with
-//! [`Runtime::metrics`](crate::runtime::Runtime::metrics) or [`Handle::metrics`](crate::runtime::Handle::metrics).
+//! [`Runtime::metrics`](crate::runtime::Runtime::metrics) or
+//! [`Handle::metrics`](crate::runtime::Handle::metrics).
 //!
-//! Set `RIPPLE_TRACE=1` (or call [`Builder::trace`](crate::runtime::Builder::trace)) and the runtime also
-//! prints each of these moments on stderr, one line each:
+//! Set `RIPPLE_TRACE=1` (or call [`Builder::trace`](crate::runtime::Builder::trace)) and the
+//! runtime also prints each of these moments on stderr, one line each:
 //!
 //! ```text
 //! ripple: task 2 spawned
@@ -42,7 +43,8 @@ use std::cell::Cell;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// A snapshot of a runtime's counters, taken by [`Runtime::metrics`](crate::runtime::Runtime::metrics).
+/// A snapshot of a runtime's counters, taken by
+/// [`Runtime::metrics`](crate::runtime::Runtime::metrics).
 ///
 /// Every count starts at zero when the runtime is built and only grows. A wake is counted each
 /// time a task (or the future given to `block_on`) is woken while it was not already queued,
@@ -131,8 +133,8 @@ impl fmt::Display for WakeSource {
 /// # Invariant
 /// `tasks_spawned` and `wakes_by_thread` are live (bumped with `fetch_add` by any thread). The
 /// others are copies of a [`LocalCounters`], stored by the runtime's thread just before and just
-/// after each park in the driver (and when `block_on` returns), so another thread reads them as of the
-/// runtime's last visit to epoll.
+/// after each park in the driver (and when `block_on` returns), so another thread reads them as
+/// of the runtime's last visit to epoll.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     /// Live; it also hands out task ids.

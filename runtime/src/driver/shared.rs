@@ -70,7 +70,7 @@ struct Inner {
 
 /// How a [`Parker::park`] ended up waiting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Parked {
+pub(crate) enum ParkedIn {
     /// It held the driver and waited in epoll.
     Driver,
     /// Another thread held the driver: it waited on its condvar (or, for a zero timeout, not at
@@ -114,14 +114,14 @@ impl Parker {
         local: &Local,
         timeout: Option<Duration>,
         counters: &LocalCounters,
-    ) -> io::Result<Parked> {
+    ) -> io::Result<ParkedIn> {
         let state = &self.inner.state;
         // An unpark that came while this thread was running: consume it instead of sleeping.
         if state
             .compare_exchange(NOTIFIED, EMPTY, Ordering::SeqCst, Ordering::SeqCst)
             .is_ok()
         {
-            return Ok(Parked::Notified);
+            return Ok(ParkedIn::Notified);
         }
         match self.shared.driver.try_lock() {
             Ok(mut driver) => self.park_driver(&mut driver, local, timeout, counters),
@@ -139,7 +139,7 @@ impl Parker {
         local: &Local,
         timeout: Option<Duration>,
         counters: &LocalCounters,
-    ) -> io::Result<Parked> {
+    ) -> io::Result<ParkedIn> {
         let state = &self.inner.state;
         if let Err(actual) =
             state.compare_exchange(EMPTY, PARKED_DRIVER, Ordering::SeqCst, Ordering::SeqCst)
@@ -147,22 +147,23 @@ impl Parker {
             // Only an unparker changes the state of a running thread: to NOTIFIED.
             debug_assert_eq!(actual, NOTIFIED);
             state.store(EMPTY, Ordering::SeqCst);
-            return Ok(Parked::Notified);
+            return Ok(ParkedIn::Notified);
         }
         // An unpark from here on writes the driver's eventfd, which makes this wait return
         // even if it comes before the wait begins.
         let parked = driver.park(local, timeout, counters);
-        state.store(EMPTY, Ordering::SeqCst);
-        parked.map(|()| Parked::Driver)
+        // An unpark that came during the wait (NOTIFIED) has done its job: the thread is awake.
+        state.swap(EMPTY, Ordering::SeqCst);
+        parked.map(|()| ParkedIn::Driver)
     }
 
     /// Sleeps on this thread's condvar while another thread holds the driver.
-    fn park_condvar(&self, local: &Local, timeout: Option<Duration>) -> Parked {
+    fn park_condvar(&self, local: &Local, timeout: Option<Duration>) -> ParkedIn {
         // The thread in the driver re-checks drained sources before it waits; ours must not sit
         // here while this one sleeps.
         local.io.flush_drained();
         if timeout == Some(Duration::ZERO) {
-            return Parked::Condvar;
+            return ParkedIn::Condvar;
         }
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let state = &self.inner.state;
@@ -176,7 +177,7 @@ impl Parker {
             .is_err()
         {
             state.store(EMPTY, Ordering::SeqCst);
-            return Parked::Notified;
+            return ParkedIn::Notified;
         }
         loop {
             guard = match deadline {
@@ -200,7 +201,7 @@ impl Parker {
                 .is_ok();
             if unparked || deadline.is_some_and(|d| Instant::now() >= d) {
                 state.store(EMPTY, Ordering::SeqCst);
-                return Parked::Condvar;
+                return ParkedIn::Condvar;
             }
         }
     }
@@ -257,7 +258,7 @@ mod tests {
         /// Tells it to park once more.
         go: mpsc::Sender<()>,
         /// Its parks' outcomes.
-        parked: mpsc::Receiver<Parked>,
+        parked: mpsc::Receiver<ParkedIn>,
         /// Wakes it.
         unparker: Unparker,
         /// Where it sleeps.
@@ -311,7 +312,7 @@ mod tests {
         }
 
         /// Waits for its current park to end; returns how it parked.
-        fn returned(&self) -> Parked {
+        fn returned(&self) -> ParkedIn {
             self.parked
                 .recv_timeout(Duration::from_secs(5))
                 .expect("the park never returned: a wake-up was lost")
@@ -357,12 +358,12 @@ mod tests {
         one.park_in(PARKED_DRIVER);
         two.park_in(PARKED_CONDVAR);
         b.write_all(b"x")?;
-        assert_eq!(one.returned(), Parked::Driver);
+        assert_eq!(one.returned(), ParkedIn::Driver);
         wait_for(&reader, 1, "the I/O event");
 
         // Swap: two, unparked from its condvar, takes the driver; one waits on its condvar.
         two.unparker.unpark();
-        assert_eq!(two.returned(), Parked::Condvar);
+        assert_eq!(two.returned(), ParkedIn::Condvar);
         two.park_in(PARKED_DRIVER);
         one.park_in(PARKED_CONDVAR);
 
@@ -376,23 +377,23 @@ mod tests {
         assert!(polled.is_pending());
         assert_eq!(
             two.returned(),
-            Parked::Driver,
+            ParkedIn::Driver,
             "the earlier deadline woke two"
         );
         two.go.send(()).unwrap();
-        assert_eq!(two.returned(), Parked::Driver);
+        assert_eq!(two.returned(), ParkedIn::Driver);
         wait_for(&sleeper, 1, "the timer");
         assert!(start.elapsed() >= Duration::from_millis(50));
 
         // Unparks reach each thread where it sleeps, and one that comes first is kept.
         one.unparker.unpark();
-        assert_eq!(one.returned(), Parked::Condvar);
+        assert_eq!(one.returned(), ParkedIn::Condvar);
         two.park_in(PARKED_DRIVER);
         two.unparker.unpark();
-        assert_eq!(two.returned(), Parked::Driver);
+        assert_eq!(two.returned(), ParkedIn::Driver);
         one.unparker.unpark();
         one.go.send(()).unwrap();
-        assert_eq!(one.returned(), Parked::Notified);
+        assert_eq!(one.returned(), ParkedIn::Notified);
 
         shared.handle.io.delete(Some(a.as_fd()), &source)?;
         Ok(())

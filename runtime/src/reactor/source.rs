@@ -507,7 +507,7 @@ impl ScheduledIo {
         // Fast path: one atomic load when the source is already known to be ready.
         let ready = match self.check(interest) {
             Some(ready) => ready,
-            None => ready!(self.park(cx, interest)),
+            None => ready!(self.register_waker(cx, interest)),
         };
         if ready.is_ok() {
             // A task that has done its share of I/O for this poll yields, even if the source
@@ -519,7 +519,11 @@ impl ScheduledIo {
 
     /// The slow path of `poll_ready`: store the task's waker, then look once more.
     #[inline]
-    fn park(&self, cx: &mut Context<'_>, interest: Interest) -> Poll<io::Result<ReadyEvent>> {
+    fn register_waker(
+        &self,
+        cx: &mut Context<'_>,
+        interest: Interest,
+    ) -> Poll<io::Result<ReadyEvent>> {
         if self.slot(interest).register(cx.waker()) == Registered::Occupied {
             self.park_with_others(cx.waker(), interest);
         }

@@ -19,8 +19,9 @@ use std::task::Waker;
 ///
 /// `state` says who may touch `waker` right now: nobody (`EMPTY` or `FULL`, by whether a waker
 /// is stored), the task storing its waker (`REGISTERING` set), or the reactor taking it out
-/// (`WAKING` set). A task that finds `WAKING` does not store, and wakes itself; a reactor that finds
-/// `REGISTERING` only adds `WAKING`, and the registering task, seeing it when it tries to let go,
+/// (`WAKING` set). A task that finds `WAKING` does not store, and wakes itself; a reactor that
+/// finds `REGISTERING` only adds `WAKING`, and the registering task, seeing it when it tries to
+/// let go,
 /// takes the waker out and wakes it. Either way the wake is never lost.
 pub(crate) struct WakerSlot {
     /// `EMPTY` or `FULL`, possibly with `REGISTERING` or `WAKING` on top.

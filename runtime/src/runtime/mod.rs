@@ -165,7 +165,9 @@ impl fmt::Debug for Handle {
 ///
 /// ```
 /// ripple_runtime::block_on(async {
-///     let handles: Vec<_> = (0..10).map(|i| ripple_runtime::spawn(async move { i * 2 })).collect();
+///     let handles: Vec<_> = (0..10)
+///         .map(|i| ripple_runtime::spawn(async move { i * 2 }))
+///         .collect();
 ///     let mut sum = 0;
 ///     for handle in handles {
 ///         sum += handle.await.unwrap();

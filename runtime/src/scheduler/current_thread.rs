@@ -2,8 +2,9 @@
 //!
 //! One thread runs everything: it pops a task, polls it, and repeats. When the queue is empty it
 //! *parks*: the driver fires due timers and blocks in epoll until an event, a timer or another
-//! thread wakes it. Every [`EVENT_INTERVAL`](super::EVENT_INTERVAL) polls it also parks with a zero timeout, a look that
-//! does not block, so a task that is always ready cannot starve I/O or timers.
+//! thread wakes it. Every [`EVENT_INTERVAL`](super::EVENT_INTERVAL) polls it also parks with a
+//! zero timeout, a look that does not block, so a task that is always ready cannot starve I/O or
+//! timers.
 //!
 //! State is split by who may touch it. [`Shared`] is reachable from any thread (through wakers
 //! and handles) and uses atomics and locks. [`Core`] belongs to the thread inside `block_on` and

@@ -3,7 +3,7 @@
 //! A task spawned with a `Handle` from another thread, or woken by a waker called there (a
 //! blocking thread finishing, a timer thread of another program), cannot touch the scheduler's
 //! own run queue, which only its thread may use. It goes here instead, behind a lock, and the
-//! scheduler looks here regularly (every `REMOTE_INTERVAL` polls, and whenever its own queue is
+//! scheduler looks here regularly (every `INJECT_INTERVAL` polls, and whenever its own queue is
 //! empty). A length kept beside the lock lets those looks cost one atomic load while the queue
 //! is empty, which is nearly always.
 

@@ -3,7 +3,8 @@
 //! A scheduler owns run queues and a loop: pop a task, poll it, repeat; when nothing is left,
 //! park in the driver until I/O, a timer or another thread has work for it. Below it are the
 //! task core (which only asks its scheduler to `schedule` it through the `Schedule` trait) and
-//! the driver (which only offers `park` and `unpark`); above it, `Runtime` picks a flavour.
+//! the driver (which offers `park` and `unpark`, a thread's `Local` part to `enter`, and
+//! `shutdown`); above it, `Runtime` picks a flavour.
 //!
 //! - [`current_thread`]: the seeds' event loop. One thread runs every task and parks in epoll.
 //!

@@ -5,10 +5,11 @@
 //! runtime must drop every task's future, so that its destructors run and its sockets close.
 //! So every task is recorded here when it is spawned, and removed when it completes.
 //!
-//! The registry belongs to the thread that spawns (its slab needs no lock), but a task may
-//! complete on another thread: a worker that stole it, or a thread that ran a cancelled task. That
-//! thread cannot touch the slab; it leaves the task's slot number in a shared list instead,
-//! which the owner applies at its next park ([`OwnedTasks::apply_released`]).
+//! The registry belongs to the thread that spawns (its slab needs no lock), but with several
+//! worker threads a task may complete on another one: a worker that stole it. (On the
+//! current-thread scheduler every task runs on the owner's thread.) That thread cannot touch the
+//! slab; it leaves the task's slot number in a shared list instead, which the owner applies at
+//! its next park ([`OwnedTasks::apply_released`]).
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -41,7 +41,8 @@ impl<T> JoinHandle<T> {
     }
 
     /// Cancels the task: its future is dropped the next time the runtime would have polled it,
-    /// and awaiting this handle gives a [`JoinError`] with [`is_cancelled`](JoinError::is_cancelled).
+    /// and awaiting this handle gives a [`JoinError`] with
+    /// [`is_cancelled`](JoinError::is_cancelled).
     /// A task that already finished keeps its output.
     pub fn abort(&self) {
         self.task.clone().abort();
@@ -80,7 +81,8 @@ enum Repr {
     /// `abort()` was called, or the runtime was dropped first.
     Cancelled,
     /// The future panicked; the payload is kept for `into_panic`. The mutex only makes the
-    /// `Send`-only payload `Sync`, so that `JoinError` can travel in `Box<dyn Error + Send + Sync>`.
+    /// `Send`-only payload `Sync`, so that `JoinError` can travel in
+    /// `Box<dyn Error + Send + Sync>`.
     Panic(Mutex<Box<dyn Any + Send + 'static>>),
 }
 
@@ -112,7 +114,8 @@ impl JoinError {
     /// The panic payload, to inspect or to resume with `std::panic::resume_unwind`.
     ///
     /// # Panics
-    /// If the task was cancelled rather than panicked; see [`try_into_panic`](Self::try_into_panic).
+    /// If the task was cancelled rather than panicked; see
+    /// [`try_into_panic`](Self::try_into_panic).
     pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
         self.try_into_panic()
             .expect("`JoinError::into_panic` called on a task that was cancelled, not panicked")
