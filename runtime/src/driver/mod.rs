@@ -140,11 +140,6 @@ impl Driver {
             if reactor.trace {
                 trace_wait(timeout, events.len());
             }
-            // A wait that a deadline cut short returns no event, and ends with that deadline
-            // due: fire it now rather than one park later.
-            if events.is_empty() && timeout.is_some_and(|t| !t.is_zero()) {
-                fire_after_wait(time, wakers, counters, reactor.trace);
-            }
         } else {
             time.after_park();
         }
@@ -173,6 +168,11 @@ impl Driver {
             io.set_readiness(batch_tick, ready);
         }
         counters.waited(count);
+        // A wait that a deadline cut short returns no event, and ends with that deadline due:
+        // fire it now rather than one park later.
+        if count == 0 && timeout.is_some_and(|t| !t.is_zero()) {
+            fire_after_wait(time, wakers, counters, reactor.trace);
+        }
         counters.set_waking(WakeSource::Main);
         Ok(())
     }
@@ -257,7 +257,6 @@ fn fire_after_wait(
     time.fire_due(wakers);
     if !wakers.is_empty() {
         fire_timers(wakers, counters, trace_on);
-        counters.set_waking(WakeSource::Reactor);
     }
 }
 
