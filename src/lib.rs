@@ -30,11 +30,32 @@
 //! }
 //! ```
 //!
+//! `#[ripple::main]` builds a current-thread runtime (tokio's `#[tokio::main]` builds a
+//! multi-thread one); `#[ripple::main(flavor = "multi_thread", worker_threads = 2)]` asks for
+//! worker threads, with tokio's spelling.
+//!
 //! The attributes only accept `async fn`s:
 //!
 //! ```compile_fail
 //! #[ripple::main]
 //! fn main() {}
+//! ```
+//!
+//! and only the arguments they know, each error naming what is accepted:
+//!
+//! ```compile_fail
+//! #[ripple::main(flavour = "multi_thread")] // spelled as in tokio: `flavor`
+//! async fn main() {}
+//! ```
+//!
+//! ```compile_fail
+//! #[ripple::main(worker_threads = 2)] // needs `flavor = "multi_thread"`
+//! async fn main() {}
+//! ```
+//!
+//! ```compile_fail
+//! #[ripple::test(flavor = "many_threads")]
+//! async fn unknown_flavor() {}
 //! ```
 #![warn(
     missing_docs,

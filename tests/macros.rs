@@ -41,3 +41,21 @@ fn main_attribute_turns_an_async_fn_into_one_that_blocks_on_its_body() {
     assert_eq!(main_like(false).expect("ok"), 42);
     assert!(main_like(true).is_err(), "the error from `?` is returned");
 }
+
+#[ripple::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_multi_thread_flavor_runs_spawned_tasks_on_worker_threads() {
+    let here = std::thread::current().id();
+    let there = ripple::spawn(async { std::thread::current().id() })
+        .await
+        .expect("task");
+    assert_ne!(here, there, "a worker ran the task");
+}
+
+#[ripple::test(flavor = "current_thread")]
+async fn the_current_thread_flavor_runs_spawned_tasks_on_the_same_thread() {
+    let here = std::thread::current().id();
+    let there = ripple::spawn(async { std::thread::current().id() })
+        .await
+        .expect("task");
+    assert_eq!(here, there);
+}

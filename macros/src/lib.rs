@@ -1,10 +1,18 @@
 //! The `#[ripple::main]` and `#[ripple::test]` attributes, which run an `async fn` on ripple.
 //!
-//! Both attributes turn an `async fn` into a plain `fn` that builds a
-//! current-thread ripple runtime and blocks on the original body. The
-//! function's attributes, visibility and return type are kept, so `main` and
-//! tests may return a `Result` and use `?`. `#[ripple::test]` also adds
-//! `#[test]`. For example, `#[ripple::main] async fn main() { body }` becomes:
+//! Both attributes turn an `async fn` into a plain `fn` that builds a ripple
+//! runtime and blocks on the original body. The function's attributes,
+//! visibility and return type are kept, so `main` and tests may return a
+//! `Result` and use `?`. `#[ripple::test]` also adds `#[test]`.
+//!
+//! Plain `#[ripple::main]` builds a **current-thread** runtime (unlike
+//! `#[tokio::main]`, whose default is tokio's multi-thread runtime): every task
+//! runs on the main thread. Ask for worker threads with tokio's spelling,
+//! `#[ripple::main(flavor = "multi_thread")]`, optionally with
+//! `worker_threads = N` (default: one per core, or `RIPPLE_WORKER_THREADS`);
+//! `flavor = "current_thread"` says the default out loud.
+//!
+//! For example, `#[ripple::main] async fn main() { body }` becomes:
 //!
 //! ```text
 //! fn main() {
@@ -27,19 +35,21 @@
 
 use proc_macro::{Delimiter, Group, Ident, Literal, Punct, Spacing, Span, TokenStream, TokenTree};
 
-/// Runs an `async fn main()` on a current-thread ripple runtime.
+/// Runs an `async fn main()` on a ripple runtime: current-thread by default,
+/// or `#[ripple::main(flavor = "multi_thread", worker_threads = 2)]`.
 ///
 /// The function may return anything a plain `main` may, such as
-/// `Result<(), E>`. The attribute takes no arguments.
+/// `Result<(), E>`.
 #[proc_macro_attribute]
 pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
     expand("main", args, item)
 }
 
-/// Runs an `async fn` test on a current-thread ripple runtime.
+/// Runs an `async fn` test on a ripple runtime: current-thread by default, or
+/// `#[ripple::test(flavor = "multi_thread", worker_threads = 2)]`.
 ///
 /// The test may return anything a plain `#[test]` may, such as
-/// `io::Result<()>`. The attribute takes no arguments.
+/// `io::Result<()>`.
 #[proc_macro_attribute]
 pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     expand("test", args, item)
@@ -48,11 +58,15 @@ pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
 /// Rewrites the `async fn` in `item` for the attribute named `name`.
 fn expand(name: &str, args: TokenStream, item: TokenStream) -> TokenStream {
     let mut out = TokenStream::new();
-    // Arguments are a mistake, but expanding anyway avoids follow-up errors.
-    if let Some(arg) = args.into_iter().next() {
-        let message = format!("#[ripple::{name}] takes no arguments");
-        out.extend(error(&message, arg.span()));
-    }
+    // A bad argument is reported, and the function still expanded (with the default runtime)
+    // so that it is the only error.
+    let builder = match parse_args(name, args) {
+        Ok(builder) => builder,
+        Err((message, span)) => {
+            out.extend(error(&message, span));
+            "::ripple::runtime::Builder::new_current_thread()".to_string()
+        }
+    };
 
     let mut tokens: Vec<TokenTree> = item.clone().into_iter().collect();
     let Some(fn_at) = tokens.iter().position(|t| is_ident(t, "fn")) else {
@@ -97,16 +111,119 @@ fn expand(name: &str, args: TokenStream, item: TokenStream) -> TokenStream {
     // so `?` works inside it.
     let mut block = parse("let body = async move");
     block.extend([TokenTree::Group(body)]);
-    block.extend(parse(
-        "; #[allow(clippy::expect_used)] {
-            return ::ripple::runtime::Builder::new_current_thread()
+    block.extend(parse(&format!(
+        "; #[allow(clippy::expect_used)] {{
+            return {builder}
                 .build()
                 .expect(\"failed to build the ripple runtime\")
                 .block_on(body);
-        }",
-    ));
+        }}"
+    )));
     out.extend([TokenTree::Group(Group::new(Delimiter::Brace, block))]);
     out
+}
+
+/// What the attribute's arguments may be, for error messages.
+const ACCEPTED: &str = "accepted: `flavor = \"current_thread\"`, `flavor = \"multi_thread\"`, \
+                        and `worker_threads = N` with `flavor = \"multi_thread\"`";
+
+/// Parses `flavor = "..."` and `worker_threads = N` (comma-separated) into the
+/// expression that makes the runtime's builder; an error names what is wrong
+/// and where.
+fn parse_args(name: &str, args: TokenStream) -> Result<String, (String, Span)> {
+    let mut flavor: Option<(String, Span)> = None;
+    let mut workers: Option<(String, Span)> = None;
+    let mut tokens = args.into_iter().peekable();
+    while let Some(token) = tokens.next() {
+        let TokenTree::Ident(key) = &token else {
+            return Err((
+                format!("#[ripple::{name}]: unexpected `{token}`; {ACCEPTED}"),
+                token.span(),
+            ));
+        };
+        let key_name = key.to_string();
+        match tokens.next() {
+            Some(TokenTree::Punct(p)) if p.as_char() == '=' => {}
+            _ => {
+                return Err((
+                    format!(
+                        "#[ripple::{name}]: `{key_name}` needs a value \
+                         (`{key_name} = ...`); {ACCEPTED}"
+                    ),
+                    key.span(),
+                ))
+            }
+        }
+        let value = match tokens.next() {
+            Some(TokenTree::Literal(literal)) => literal,
+            _ => {
+                return Err((
+                    format!("#[ripple::{name}]: `{key_name} = ` needs a literal value; {ACCEPTED}"),
+                    key.span(),
+                ))
+            }
+        };
+        match key_name.as_str() {
+            "flavor" => {
+                let text = value.to_string();
+                let flavour = text.trim_matches('"');
+                if !text.starts_with('"') || !matches!(flavour, "current_thread" | "multi_thread") {
+                    return Err((
+                        format!("#[ripple::{name}]: unknown flavor {text}; {ACCEPTED}"),
+                        value.span(),
+                    ));
+                }
+                flavor = Some((flavour.to_string(), value.span()));
+            }
+            "worker_threads" => {
+                let text = value.to_string();
+                match text.parse::<usize>() {
+                    Ok(n) if n > 0 => workers = Some((text, value.span())),
+                    _ => {
+                        return Err((
+                            format!(
+                                "#[ripple::{name}]: `worker_threads` must be a positive \
+                                 number, not {text}"
+                            ),
+                            value.span(),
+                        ))
+                    }
+                }
+            }
+            _ => {
+                return Err((
+                    format!("#[ripple::{name}]: unknown argument `{key_name}`; {ACCEPTED}"),
+                    key.span(),
+                ))
+            }
+        }
+        match tokens.next() {
+            None => break,
+            Some(TokenTree::Punct(p)) if p.as_char() == ',' => {}
+            Some(other) => {
+                return Err((
+                    format!("#[ripple::{name}]: expected `,` between arguments, found `{other}`"),
+                    other.span(),
+                ))
+            }
+        }
+    }
+    match (flavor, workers) {
+        (Some((flavour, _)), Some((n, _))) if flavour == "multi_thread" => Ok(format!(
+            "::ripple::runtime::Builder::new_multi_thread().worker_threads({n})"
+        )),
+        (Some((flavour, _)), None) if flavour == "multi_thread" => {
+            Ok("::ripple::runtime::Builder::new_multi_thread()".to_string())
+        }
+        (_, Some((_, span))) => Err((
+            format!(
+                "#[ripple::{name}]: `worker_threads` needs `flavor = \"multi_thread\"`: a \
+                 current-thread runtime runs every task on one thread"
+            ),
+            span,
+        )),
+        _ => Ok("::ripple::runtime::Builder::new_current_thread()".to_string()),
+    }
 }
 
 /// Whether `token` is the identifier or keyword `word`.

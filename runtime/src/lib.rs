@@ -62,9 +62,9 @@ mod scheduler;
 pub mod runtime;
 
 pub mod task {
-    //! Tasks: [`spawn`] one, await its [`JoinHandle`], or [`yield_now`]. Assembled here from
-    //! the task core and the runtime.
-    pub use crate::runtime::spawn;
+    //! Tasks: [`spawn`] one, await its [`JoinHandle`], or [`yield_now`]; run blocking work with
+    //! [`spawn_blocking`]. Assembled here from the task core and the runtime.
+    pub use crate::runtime::{spawn, spawn_blocking};
     pub use crate::task_core::{yield_now, JoinError, JoinHandle};
 }
 

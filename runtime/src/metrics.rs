@@ -79,7 +79,38 @@ pub struct Metrics {
     pub timers_fired: u64,
 }
 
+/// What one worker of a multi-thread runtime did, taken by
+/// [`Runtime::worker_metrics`](crate::runtime::Runtime::worker_metrics). Counts as of the
+/// worker's last park (or its last look at the driver, every 61 polls while it is busy).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WorkerMetrics {
+    /// Task polls this worker made.
+    pub polls: u64,
+    /// Times it stole tasks from a sibling's queue.
+    pub steals: u64,
+    /// Tasks those steals took.
+    pub stolen_tasks: u64,
+    /// Times it went to sleep for lack of work.
+    pub parks: u64,
+    /// Tasks waiting in its local queue.
+    pub local_queue_len: u64,
+}
+
 impl Metrics {
+    /// Adds `other`'s counts to these: the sum of several workers' counts.
+    pub(crate) fn add(&mut self, other: &Metrics) {
+        self.tasks_spawned += other.tasks_spawned;
+        self.polls += other.polls;
+        self.wakes_by_reactor += other.wakes_by_reactor;
+        self.wakes_by_timer += other.wakes_by_timer;
+        self.wakes_by_task += other.wakes_by_task;
+        self.wakes_by_thread += other.wakes_by_thread;
+        self.epoll_waits += other.epoll_waits;
+        self.events += other.events;
+        self.timers_fired += other.timers_fired;
+    }
+
     /// Wakes of every kind.
     pub fn wakes(&self) -> u64 {
         self.wakes_by_reactor + self.wakes_by_timer + self.wakes_by_task + self.wakes_by_thread

@@ -17,10 +17,7 @@
 //! from worker to worker, each of which keeps its own [`Local`]. Everything the driver shares
 //! (the reactor's registry, the timers) is behind the [`Handle`], which any thread may use.
 
-// The multi-thread scheduler's way to share the driver; until that scheduler lands, only its
-// test uses it.
-#[cfg_attr(not(test), allow(dead_code))]
-mod shared;
+pub(crate) mod shared;
 
 use std::io;
 use std::num::NonZeroUsize;
@@ -99,6 +96,7 @@ impl Driver {
     ///
     /// Fails only if the poller itself is broken (epoll_wait, or the timerfd and eventfd
     /// bookkeeping `polling` does around it).
+    #[inline]
     pub(crate) fn park(
         &mut self,
         local: &Local,
@@ -203,6 +201,12 @@ impl Handle {
 }
 
 impl Local {
+    /// Hands this thread's drained sources to whichever thread waits in the driver: this thread
+    /// is about to sleep somewhere else (see `reactor::Local::flush_drained`).
+    pub(crate) fn flush_drained(&self) {
+        self.io.flush_drained();
+    }
+
     /// Runs `f` with the driver current on this thread, so that I/O objects and sleeps created
     /// in it register with the driver.
     pub(crate) fn enter<R>(&self, f: impl FnOnce() -> R) -> R {

@@ -1,28 +1,116 @@
 //! `Builder`: the settings a runtime is made with.
 
 use std::io;
+use std::time::Duration;
 
-use super::Runtime;
+use super::{Flavour, Runtime};
+use crate::scheduler::blocking::{self, BlockingPool};
 use crate::scheduler::current_thread::CurrentThread;
-use crate::scheduler::EVENT_INTERVAL;
+use crate::scheduler::multi_thread::{self, MultiThread};
+use crate::scheduler::{Handle, EVENT_INTERVAL};
 use crate::trace;
 
+/// What `build` says of a `RIPPLE_WORKER_THREADS` it cannot use.
+const NOT_A_NUMBER: &str = "RIPPLE_WORKER_THREADS must be a positive number of worker threads";
+
 /// Configures and creates a [`Runtime`].
+///
+/// ```
+/// use ripple_runtime::runtime::Builder;
+///
+/// let rt = Builder::new_multi_thread().worker_threads(2).build()?;
+/// let sum = rt.block_on(async {
+///     let tasks: Vec<_> = (0..4u64)
+///         .map(|i| ripple_runtime::spawn(async move { i * i }))
+///         .collect();
+///     let mut sum = 0;
+///     for task in tasks {
+///         sum += task.await.unwrap();
+///     }
+///     sum
+/// });
+/// assert_eq!(sum, 14);
+/// # std::io::Result::Ok(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Builder {
+    /// Which scheduler.
+    kind: Kind,
+    /// Worker threads asked for with `worker_threads` (multi-thread only).
+    worker_threads: Option<usize>,
+    /// The name of the runtime's threads.
+    thread_name: String,
+    /// Blocking threads at most.
+    max_blocking_threads: usize,
+    /// How long an idle blocking thread waits for work before it exits.
+    keep_alive: Duration,
     /// Task polls between two non-blocking checks of the reactor.
     event_interval: u32,
     /// Whether the runtime prints its trace on stderr.
     trace: bool,
 }
 
+/// The scheduler a builder makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// One thread, the caller's.
+    CurrentThread,
+    /// Worker threads.
+    MultiThread,
+}
+
 impl Builder {
     /// A builder for a runtime that runs every task on the thread that calls `block_on`.
     pub fn new_current_thread() -> Builder {
+        Builder::new(Kind::CurrentThread)
+    }
+
+    /// A builder for a runtime whose tasks run on worker threads that steal work from each other:
+    /// by default one per available core, or `RIPPLE_WORKER_THREADS` of them if that
+    /// environment variable is set (as tokio's `TOKIO_WORKER_THREADS`); see
+    /// [`worker_threads`](Self::worker_threads).
+    pub fn new_multi_thread() -> Builder {
+        Builder::new(Kind::MultiThread)
+    }
+
+    /// The defaults of a `kind` runtime.
+    fn new(kind: Kind) -> Builder {
         Builder {
+            kind,
+            worker_threads: None,
+            thread_name: "ripple-runtime-worker".to_string(),
+            max_blocking_threads: blocking::MAX_THREADS,
+            keep_alive: blocking::KEEP_ALIVE,
             event_interval: EVENT_INTERVAL,
             trace: trace::trace_from_env(),
         }
+    }
+
+    /// How many worker threads a multi-thread runtime starts. This wins over
+    /// `RIPPLE_WORKER_THREADS` and over the default (the number of available cores). Zero is an
+    /// error from [`build`](Self::build). A current-thread runtime ignores it.
+    pub fn worker_threads(&mut self, n: usize) -> &mut Builder {
+        self.worker_threads = Some(n);
+        self
+    }
+
+    /// The name of the runtime's worker and blocking threads (default `ripple-runtime-worker`).
+    pub fn thread_name(&mut self, name: impl Into<String>) -> &mut Builder {
+        self.thread_name = name.into();
+        self
+    }
+
+    /// How many threads the blocking pool may start at most (default 512). Work beyond that
+    /// waits for a thread to be free.
+    pub fn max_blocking_threads(&mut self, n: usize) -> &mut Builder {
+        self.max_blocking_threads = n;
+        self
+    }
+
+    /// How long an idle blocking thread waits for work before it exits (default 10 s).
+    pub fn thread_keep_alive(&mut self, duration: Duration) -> &mut Builder {
+        self.keep_alive = duration;
+        self
     }
 
     /// Whether the runtime prints a line on stderr for each thing it does: a task spawned,
@@ -45,10 +133,66 @@ impl Builder {
         self
     }
 
-    /// Creates the runtime (an epoll instance and its eventfd).
+    /// Creates the runtime: an epoll instance and its eventfd, and for a multi-thread runtime
+    /// its worker threads.
+    ///
+    /// Fails with `InvalidInput` for zero worker threads, or a `RIPPLE_WORKER_THREADS` that is
+    /// not a positive number; with the system's error if epoll or a thread cannot be made.
     pub fn build(&self) -> io::Result<Runtime> {
+        let blocking = BlockingPool::new(
+            self.max_blocking_threads.max(1),
+            self.keep_alive,
+            self.thread_name.clone(),
+        );
+        let flavour = match self.kind {
+            Kind::CurrentThread => Flavour::CurrentThread(CurrentThread::new(
+                self.event_interval,
+                self.trace,
+                blocking.clone(),
+            )?),
+            Kind::MultiThread => {
+                let config = multi_thread::Config {
+                    workers: self.workers()?,
+                    event_interval: self.event_interval,
+                    trace: self.trace,
+                    thread_name: self.thread_name.clone(),
+                };
+                Flavour::MultiThread(MultiThread::new(config, blocking.clone())?)
+            }
+        };
+        let handle = match &flavour {
+            Flavour::CurrentThread(scheduler) => Handle::CurrentThread(scheduler.shared.clone()),
+            Flavour::MultiThread(scheduler) => Handle::MultiThread(scheduler.shared.clone()),
+        };
         Ok(Runtime {
-            scheduler: CurrentThread::new(self.event_interval, self.trace)?,
+            flavour,
+            handle,
+            blocking,
+            shut_down: false,
         })
+    }
+
+    /// The number of worker threads: asked for, or from the environment, or one per core.
+    fn workers(&self) -> io::Result<usize> {
+        let invalid = |message: String| io::Error::new(io::ErrorKind::InvalidInput, message);
+        let n = match (self.worker_threads, std::env::var("RIPPLE_WORKER_THREADS")) {
+            (Some(n), _) => n,
+            (None, Ok(value)) => value
+                .trim()
+                .parse()
+                .map_err(|_| invalid(format!("{NOT_A_NUMBER}, not {value:?}")))?,
+            (None, Err(std::env::VarError::NotUnicode(value))) => {
+                return Err(invalid(format!("{NOT_A_NUMBER}, not {value:?}")))
+            }
+            (None, Err(std::env::VarError::NotPresent)) => {
+                std::thread::available_parallelism().map_or(1, |n| n.get())
+            }
+        };
+        if n == 0 {
+            return Err(invalid(
+                "a multi-thread runtime needs at least one worker thread".to_string(),
+            ));
+        }
+        Ok(n)
     }
 }

@@ -24,21 +24,50 @@ mod builder;
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::sync::Arc;
 
-use crate::scheduler::current_thread::{with_current, CurrentThread, Shared};
+use std::time::Duration;
+
+use crate::scheduler::blocking::BlockingPool;
+use crate::scheduler::current_thread::{self, CurrentThread};
+use crate::scheduler::multi_thread::MultiThread;
+use crate::scheduler::{self, Handle as SchedulerHandle};
 use crate::task_core::JoinHandle;
 
-pub use crate::metrics::Metrics;
+pub use crate::metrics::{Metrics, WorkerMetrics};
 pub use builder::Builder;
 
-/// A current-thread runtime: an executor, an epoll reactor and timers.
+/// How long dropping a runtime waits for blocking tasks that are still running, before it leaves
+/// them to finish on their own.
+const DROP_BLOCKING_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A ripple runtime: a scheduler (one thread, or worker threads), an epoll reactor, timers and
+/// a pool of threads for blocking work.
 ///
 /// Dropping it drops every task's future (destructors run, sockets close), and their
-/// `JoinHandle`s report cancellation. Wakers that outlive it do nothing.
+/// `JoinHandle`s report cancellation; it waits up to 10 s for blocking tasks that are running
+/// (see [`shutdown_timeout`](Self::shutdown_timeout)). Wakers that outlive it do nothing.
 pub struct Runtime {
-    /// The scheduler, with the driver it owns; entered on the thread that calls `block_on`.
-    scheduler: CurrentThread,
+    /// The scheduler, with the driver.
+    flavour: Flavour,
+    /// The scheduler as handles see it.
+    handle: SchedulerHandle,
+    /// Threads for blocking work.
+    blocking: BlockingPool,
+    /// Whether `shutdown_timeout` or `shutdown_background` has run, so that dropping does not
+    /// wait for the blocking pool again.
+    shut_down: bool,
+}
+
+/// The scheduler of a runtime.
+// One per runtime: the bytes the smaller variant wastes do not matter, and a box would put the
+// current-thread scheduler behind one more pointer.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+enum Flavour {
+    /// Every task on the thread inside `block_on`.
+    CurrentThread(CurrentThread),
+    /// Worker threads that steal from each other.
+    MultiThread(MultiThread),
 }
 
 impl Runtime {
@@ -47,70 +76,143 @@ impl Runtime {
         Builder::new_current_thread().build()
     }
 
-    /// Runs `future` to completion on this thread, together with every task spawned on the
-    /// runtime, and returns its output.
+    /// Runs `future` to completion on this thread and returns its output. On a current-thread
+    /// runtime every spawned task runs on this thread meanwhile; on a multi-thread runtime they
+    /// run on the workers, and this thread only polls `future`.
     ///
     /// # Panics
-    /// When called from inside a ripple runtime (in a task or another `block_on`): the
-    /// thread that would block is the one that has to run every task. Use `.await` instead.
+    /// When called from inside a ripple runtime (in a task or another `block_on`): the thread
+    /// that would block is one that has to run tasks. Use `.await` instead. (From a blocking
+    /// task, which runs on a thread of its own, it is allowed.)
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
-        if with_current(|c| c.is_some()) {
+        if scheduler::in_async_context() {
             panic!(
-                "ripple: block_on was called from inside a ripple runtime; it would block the \
-                 thread that runs the tasks. Use `.await` (or `spawn`) instead."
+                "ripple: block_on was called from inside a ripple runtime; it would block a \
+                 thread that runs tasks. Use `.await` (or `spawn`, or `spawn_blocking` for \
+                 blocking work) instead."
             );
         }
-        self.scheduler.enter(|| self.scheduler.block_on(future))
+        match &self.flavour {
+            Flavour::CurrentThread(scheduler) => scheduler.enter(|| scheduler.block_on(future)),
+            Flavour::MultiThread(scheduler) => {
+                scheduler::enter_async(|| scheduler.block_on(future))
+            }
+        }
     }
 
-    /// Spawns a task on this runtime. It starts running when the runtime is next driven by
-    /// `block_on`.
+    /// Spawns a task on this runtime. On a current-thread runtime it starts running when the
+    /// runtime is next driven by `block_on`; on a multi-thread runtime, at once.
     pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.handle().spawn(future)
+        self.handle.spawn(future)
+    }
+
+    /// Runs `f` on the runtime's blocking pool; see [`spawn_blocking`].
+    pub fn spawn_blocking<F, T>(&self, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.handle.spawn_blocking(f)
     }
 
     /// What the runtime has done so far: tasks spawned and polled, wakes by source, epoll
-    /// waits and their events, timers fired.
+    /// waits and their events, timers fired (on a multi-thread runtime, the sum over the
+    /// workers, as of their last parks).
     pub fn metrics(&self) -> Metrics {
-        self.scheduler.metrics()
+        match &self.flavour {
+            Flavour::CurrentThread(scheduler) => scheduler.metrics(),
+            Flavour::MultiThread(scheduler) => scheduler.shared.metrics(),
+        }
+    }
+
+    /// What worker `index` of a multi-thread runtime has done: polls, steals, parks, and the
+    /// tasks in its local queue. `None` on a current-thread runtime or past the last worker.
+    pub fn worker_metrics(&self, index: usize) -> Option<WorkerMetrics> {
+        match &self.flavour {
+            Flavour::CurrentThread(_) => None,
+            Flavour::MultiThread(scheduler) => scheduler.shared.worker_metrics(index),
+        }
     }
 
     /// A handle that spawns onto this runtime from any thread.
     pub fn handle(&self) -> Handle {
         Handle {
-            shared: self.scheduler.shared.clone(),
+            inner: self.handle.clone(),
+        }
+    }
+
+    /// Shuts the runtime down: drops every task's future, cancels blocking tasks that have not
+    /// started, and waits at most `timeout` for the blocking tasks that are running. Returns
+    /// whether they all finished in time (those that did not go on, detached).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> bool {
+        self.shutdown_scheduler();
+        self.shut_down = true;
+        self.blocking.shutdown(Some(timeout))
+    }
+
+    /// Shuts the runtime down without waiting for running blocking tasks.
+    pub fn shutdown_background(mut self) {
+        self.shutdown_scheduler();
+        self.shut_down = true;
+        self.blocking.shutdown(Some(Duration::ZERO));
+    }
+
+    /// Stops the scheduler and drops its tasks; idempotent.
+    fn shutdown_scheduler(&self) {
+        if self.handle.is_own_thread() {
+            panic!(
+                "ripple: a runtime was dropped (or shut down) on one of its own worker or \
+                 blocking threads; it would wait for that very thread. Drop it from the thread \
+                 that built it, or move it out with `shutdown_background` from elsewhere."
+            );
+        }
+        match &self.flavour {
+            // Enter the runtime so that destructors which spawn or touch timers find it.
+            Flavour::CurrentThread(scheduler) => scheduler.enter(|| scheduler.shutdown()),
+            Flavour::MultiThread(scheduler) => scheduler.shutdown(),
         }
     }
 }
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        // Enter the runtime so that destructors which spawn or touch timers find it.
-        self.scheduler.enter(|| self.scheduler.shutdown());
+        if !self.shut_down {
+            self.shutdown_scheduler();
+            self.blocking.shutdown(Some(DROP_BLOCKING_TIMEOUT));
+        }
     }
 }
 
 impl fmt::Debug for Runtime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Runtime")
-            .field("tasks", &self.scheduler.task_count())
-            .finish()
+        match &self.flavour {
+            Flavour::CurrentThread(scheduler) => f
+                .debug_struct("Runtime")
+                .field("flavour", &"current_thread")
+                .field("tasks", &scheduler.task_count())
+                .finish(),
+            Flavour::MultiThread(scheduler) => f
+                .debug_struct("Runtime")
+                .field("flavour", &"multi_thread")
+                .field("workers", &scheduler.workers())
+                .finish(),
+        }
     }
 }
 
 /// A reference to a runtime that can be sent to other threads.
 #[derive(Clone)]
 pub struct Handle {
-    /// The scheduler's shared half.
-    shared: Arc<Shared>,
+    /// The scheduler.
+    inner: SchedulerHandle,
 }
 
 impl Handle {
-    /// The runtime this thread is running.
+    /// The runtime this thread is running (inside `block_on`, a task, or a blocking task).
     ///
     /// # Panics
     /// Outside a ripple runtime; see [`try_current`](Self::try_current).
@@ -123,29 +225,34 @@ impl Handle {
 
     /// The runtime this thread is running, if any.
     pub fn try_current() -> Option<Handle> {
-        with_current(|scheduler| {
-            scheduler.map(|scheduler| Handle {
-                shared: scheduler.shared.clone(),
-            })
-        })
+        SchedulerHandle::current().map(|inner| Handle { inner })
     }
 
-    /// Spawns a task onto the runtime. Works from any thread; from another thread, the task is
-    /// queued remotely and the runtime is woken from epoll. If the runtime has shut down, the
-    /// task is cancelled at once.
+    /// Spawns a task onto the runtime. Works from any thread; from outside the runtime's threads
+    /// the task is queued for them and a sleeping one is woken. If the runtime has shut down,
+    /// the task is cancelled at once.
     pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.shared.spawn(future)
+        self.inner.spawn(future)
     }
 
-    /// What the runtime has done so far; see [`Runtime::metrics`]. Exact on the runtime's own
-    /// thread; from another thread, the counts the runtime thread makes itself (polls, wakes on
-    /// its thread, epoll waits, events, timers) are as of its last visit to epoll.
+    /// Runs `f` on the runtime's blocking pool; see [`spawn_blocking`].
+    pub fn spawn_blocking<F, T>(&self, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.inner.spawn_blocking(f)
+    }
+
+    /// What the runtime has done so far; see [`Runtime::metrics`]. Exact on a current-thread
+    /// runtime's own thread; elsewhere, the counts the runtime's threads make themselves (polls,
+    /// wakes on their threads, epoll waits, events, timers) are as of their last parks.
     pub fn metrics(&self) -> Metrics {
-        self.shared.metrics()
+        self.inner.metrics()
     }
 }
 
@@ -158,7 +265,8 @@ impl fmt::Debug for Handle {
 /// Spawns a task on the current runtime and returns a handle to await its output.
 ///
 /// The task runs concurrently with the caller: it is polled whenever it is woken, on the
-/// runtime's thread. Its output (or panic) is delivered through the [`JoinHandle`].
+/// runtime's thread (or one of its workers). Its output (or panic) is delivered through the
+/// [`JoinHandle`].
 ///
 /// # Panics
 /// Outside a ripple runtime. From another thread, use a [`Handle`].
@@ -175,16 +283,64 @@ impl fmt::Debug for Handle {
 ///     assert_eq!(sum, 90);
 /// });
 /// ```
+#[track_caller]
 pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    with_current(|current| match current {
-        Some(scheduler) => scheduler.spawn(future),
+    // On a current-thread runtime's own thread (the common case), one look at a thread-local
+    // finds the run queue; elsewhere the runtime's handle says where the task goes.
+    let future = match current_thread::with_current(move |scheduler| match scheduler {
+        Some(scheduler) => Ok(scheduler.spawn(future)),
+        None => Err(future),
+    }) {
+        Ok(handle) => return handle,
+        Err(future) => future,
+    };
+    SchedulerHandle::with_current(|current| match current {
+        Some(handle) => handle.spawn(future),
         None => panic!(
             "ripple::spawn was called outside a ripple runtime. Call it from inside \
              ripple::block_on, #[ripple::main] or a task, or use Handle::spawn from other threads."
+        ),
+    })
+}
+
+/// Runs the blocking function `f` on the current runtime's blocking pool, a set of threads
+/// apart from the ones that run tasks, and returns a handle to await its result.
+///
+/// Use it for work that would stall every other task of its thread: a blocking system call, a
+/// slow library, a long computation. Threads are started on demand, up to
+/// [`Builder::max_blocking_threads`], and exit after [`Builder::thread_keep_alive`] without
+/// work. A panic in `f` comes back as a [`JoinError`](crate::task::JoinError);
+/// [`abort`](JoinHandle::abort) cancels `f` if it has not started. Inside `f` the runtime is
+/// current: `Handle::current()`, `spawn` and new I/O objects work there.
+///
+/// # Panics
+/// Outside a ripple runtime, like [`spawn`].
+///
+/// ```
+/// ripple_runtime::block_on(async {
+///     let answer = ripple_runtime::task::spawn_blocking(|| {
+///         std::thread::sleep(std::time::Duration::from_millis(10));
+///         42
+///     });
+///     assert_eq!(answer.await.unwrap(), 42);
+/// });
+/// ```
+#[track_caller]
+pub fn spawn_blocking<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    SchedulerHandle::with_current(|current| match current {
+        Some(handle) => handle.spawn_blocking(f),
+        None => panic!(
+            "ripple::task::spawn_blocking was called outside a ripple runtime. Call it from \
+             inside ripple::block_on, #[ripple::main] or a task, or use Handle::spawn_blocking \
+             from other threads."
         ),
     })
 }

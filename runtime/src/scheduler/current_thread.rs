@@ -25,8 +25,10 @@ use std::time::Duration;
 
 use futures_task::ArcWake;
 
+use super::blocking::BlockingPool;
 use super::inject::Inject;
 use super::owned::{take_slot, OwnedTasks, Released};
+use super::Handle;
 use super::INJECT_INTERVAL;
 use crate::context::Scoped;
 use crate::coop;
@@ -46,6 +48,8 @@ pub(crate) struct Shared {
     main_woken: AtomicBool,
     /// The reactor and timers, for unparking the thread and for shutdown.
     driver: driver::Handle,
+    /// Threads for blocking work.
+    pub(crate) blocking: BlockingPool,
     /// What the scheduler did so far; see `metrics.rs`.
     pub(crate) counters: Counters,
     /// Whether to print the trace (`RIPPLE_TRACE`); fixed when the runtime is built.
@@ -135,6 +139,11 @@ impl Shared {
         })
     }
 
+    /// The reactor and timers.
+    pub(crate) fn driver(&self) -> &driver::Handle {
+        &self.driver
+    }
+
     /// What the scheduler has done so far: exact on its own thread; elsewhere, as of its last
     /// park.
     pub(crate) fn metrics(&self) -> Metrics {
@@ -214,8 +223,12 @@ impl ArcWake for Shared {
 }
 
 impl CurrentThread {
-    /// A fresh scheduler with a driver of its own.
-    pub(crate) fn new(event_interval: u32, trace: bool) -> std::io::Result<Self> {
+    /// A fresh scheduler with a driver of its own, and `blocking` for blocking work.
+    pub(crate) fn new(
+        event_interval: u32,
+        trace: bool,
+        blocking: BlockingPool,
+    ) -> std::io::Result<Self> {
         let driver = Driver::new(trace)?;
         let driver_handle = driver.handle().clone();
         let shared = Arc::new(Shared {
@@ -223,12 +236,13 @@ impl CurrentThread {
             released: Released::default(),
             main_woken: AtomicBool::new(false),
             driver: driver_handle.clone(),
+            blocking,
             counters: Counters::default(),
             trace,
         });
         let core = Core {
             run_queue: RefCell::new(VecDeque::with_capacity(256)),
-            owned: OwnedTasks::default(),
+            owned: OwnedTasks::new(0),
             driver: RefCell::new(driver),
             driver_local: driver_handle.local(),
             polls_since_park: Cell::new(0),
@@ -243,7 +257,12 @@ impl CurrentThread {
     /// Runs `f` with this scheduler and its driver current on this thread: tasks spawned and
     /// woken in it go to this run queue, I/O objects and sleeps to this driver.
     pub(crate) fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
-        Scoped::set(&CURRENT, self, || self.core.driver_local.enter(f))
+        let handle = Handle::CurrentThread(self.shared.clone());
+        Scoped::set(&CURRENT, self, || {
+            self.core
+                .driver_local
+                .enter(|| handle.enter(|| super::enter_async(f)))
+        })
     }
 
     /// Spawns a task on this scheduler, from its own thread.

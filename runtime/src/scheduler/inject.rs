@@ -46,6 +46,27 @@ impl Inject {
         true
     }
 
+    /// Queues every task of `tasks` under one lock (the overflow of a worker's full queue).
+    /// Tasks offered after [`Inject::close`] are cancelled instead.
+    pub(crate) fn push_batch(&self, tasks: impl Iterator<Item = TaskRef>) {
+        let mut queue = self.lock();
+        if queue.closed {
+            drop(queue);
+            tasks.for_each(|task| task.shutdown());
+            return;
+        }
+        let before = queue.tasks.len();
+        queue.tasks.extend(tasks);
+        self.len
+            .fetch_add(queue.tasks.len() - before, Ordering::Release);
+    }
+
+    /// Whether the queue looks empty (one atomic load; it may change at once).
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len.load(Ordering::Acquire) == 0
+    }
+
     /// Takes the oldest task, if any.
     #[inline]
     pub(crate) fn pop(&self) -> Option<TaskRef> {

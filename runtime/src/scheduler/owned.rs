@@ -18,11 +18,18 @@ use std::sync::{Mutex, PoisonError};
 use crate::slab::Slab;
 use crate::task_core::{Runnable, TaskRef, NOT_OWNED};
 
+/// A task's `owned_index` holds its owner's number above this bit and its slot below.
+const OWNER_SHIFT: u32 = 32;
+
 /// The owner thread's half: the slab of live tasks.
 #[derive(Debug)]
 pub(crate) struct OwnedTasks {
-    /// Every live task, by slot. A task's `owned_index` names its slot.
+    /// Every live task, by slot. A task's `owned_index` names its slot and this registry's
+    /// owner (see [`owner_of`]).
     tasks: RefCell<Slab<TaskRef>>,
+    /// Which registry of its runtime this is: the worker's number (0 on the current-thread
+    /// scheduler, which has one).
+    owner: usize,
 }
 
 /// The half that any thread may reach: slots of tasks that completed off the owner's thread.
@@ -34,19 +41,21 @@ pub(crate) struct Released {
     pending: AtomicBool,
 }
 
-impl Default for OwnedTasks {
-    fn default() -> Self {
+impl OwnedTasks {
+    /// The empty registry of owner number `owner`.
+    pub(crate) fn new(owner: usize) -> OwnedTasks {
         OwnedTasks {
             tasks: RefCell::new(Slab::new()),
+            owner,
         }
     }
-}
 
-impl OwnedTasks {
     /// Records `task`.
     pub(crate) fn insert(&self, task: &TaskRef) {
-        let index = self.tasks.borrow_mut().insert(task.clone());
-        task.owned_index().store(index, Ordering::Relaxed);
+        let slot = self.tasks.borrow_mut().insert(task.clone());
+        debug_assert!(slot >> OWNER_SHIFT == 0, "a slab of 2^32 tasks");
+        task.owned_index()
+            .store(slot | self.owner << OWNER_SHIFT, Ordering::Relaxed);
     }
 
     /// Whether `task` is recorded here already (a task spawned from another thread is recorded
@@ -60,7 +69,7 @@ impl OwnedTasks {
     pub(crate) fn remove(&self, slot: usize) {
         // Bind the removed reference so it drops after the borrow ends: dropping a task can run
         // user code that spawns.
-        let removed = self.tasks.borrow_mut().remove(slot);
+        let removed = self.tasks.borrow_mut().remove(slot & SLOT_MASK);
         drop(removed);
     }
 
@@ -79,7 +88,10 @@ impl OwnedTasks {
         released.pending.store(false, Ordering::Release);
         let removed: Vec<_> = {
             let mut tasks = self.tasks.borrow_mut();
-            slots.into_iter().filter_map(|i| tasks.remove(i)).collect()
+            slots
+                .into_iter()
+                .filter_map(|i| tasks.remove(i & SLOT_MASK))
+                .collect()
         };
         drop(removed);
     }
@@ -99,6 +111,15 @@ impl OwnedTasks {
     pub(crate) fn len(&self) -> usize {
         self.tasks.borrow().len()
     }
+}
+
+/// The slot part of an `owned_index`.
+const SLOT_MASK: usize = (1 << OWNER_SHIFT) - 1;
+
+/// Which registry (the owner's number) a slot taken by [`take_slot`] belongs to.
+#[inline]
+pub(crate) fn owner_of(slot: usize) -> usize {
+    slot >> OWNER_SHIFT
 }
 
 /// Takes the registry slot of `task`, which has completed, if it still has one: whoever takes it
@@ -149,7 +170,7 @@ mod tests {
 
     #[test]
     fn a_task_that_completes_on_another_thread_leaves_the_registry_at_the_next_park() {
-        let owned = OwnedTasks::default();
+        let owned = OwnedTasks::new(0);
         let scheduler = Arc::new(Elsewhere::default());
         let (task, handle) = new_task(async { 7 }, scheduler.clone(), 1);
         owned.insert(&task);

@@ -60,7 +60,9 @@ pub(crate) trait Runnable: Send + Sync {
     /// Polls the future once (or cancels it, if it was aborted), and says what happened.
     fn run(self: Arc<Self>) -> RunOutcome;
     /// Drops the future without polling it and completes the task as cancelled. Used when the
-    /// runtime shuts down; does nothing to a task that is running or complete.
+    /// runtime shuts down. A task that is running (on another worker) is marked as aborted
+    /// instead, so that its runner queues it again once the poll is over and its next run drops
+    /// the future; a complete task is left alone.
     fn shutdown(&self);
     /// The task's slot in its runtime's registry of owned tasks ([`NOT_OWNED`] when it has none).
     fn owned_index(&self) -> &AtomicUsize;
@@ -270,12 +272,19 @@ where
     }
 
     fn shutdown(&self) {
-        let claimed = self
+        let prev = self
             .state
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
-                (s & (RUNNING | COMPLETE) == 0).then_some(s | RUNNING | CANCELLED)
+                if s & COMPLETE != 0 {
+                    None
+                } else if s & RUNNING != 0 {
+                    // Its runner sees SCHEDULED when the poll ends and queues it again.
+                    Some(s | CANCELLED | SCHEDULED)
+                } else {
+                    Some(s | RUNNING | CANCELLED)
+                }
             });
-        if claimed.is_ok() {
+        if prev.is_ok_and(|s| s & RUNNING == 0) {
             self.complete(Err(JoinError::cancelled()));
         }
     }

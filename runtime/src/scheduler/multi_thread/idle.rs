@@ -1,0 +1,160 @@
+//! Which workers sleep, which search for work, and whom to wake when work appears.
+//!
+//! Waking every sleeping worker for every new task would make them all race for it; waking none
+//! would leave work waiting while cores idle. The rule, after tokio's: when work appears and no
+//! worker is already *searching* (looking through the queues for something to steal), wake one
+//! sleeper, which starts out searching. A searcher that finds work stops searching, and if it
+//! was the last searcher, wakes another sleeper to carry on: so while there is work, one worker
+//! keeps looking, and at most half the workers search at once.
+//!
+//! Both counts live in one atomic word, so that a worker can change them together, and the
+//! sleepers' list behind a lock that is taken only to fall asleep or to wake someone.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+/// Searching workers are counted in the low bits of the word, workers not asleep above them.
+const UNPARKED_SHIFT: u32 = 16;
+/// The searching count's bits.
+const SEARCHING_MASK: usize = (1 << UNPARKED_SHIFT) - 1;
+/// One searching worker, in the word.
+const ONE_SEARCHING: usize = 1;
+/// One worker not asleep, in the word.
+const ONE_UNPARKED: usize = 1 << UNPARKED_SHIFT;
+
+/// The idle bookkeeping of one runtime's workers.
+#[derive(Debug)]
+pub(crate) struct Idle {
+    /// Searching workers (low bits) and workers not asleep (high bits).
+    state: AtomicUsize,
+    /// The workers asleep, by number.
+    sleepers: Mutex<Vec<usize>>,
+    /// How many workers there are.
+    workers: usize,
+}
+
+impl Idle {
+    /// All `workers` awake, none searching.
+    pub(crate) fn new(workers: usize) -> Idle {
+        Idle {
+            state: AtomicUsize::new(workers * ONE_UNPARKED),
+            sleepers: Mutex::new(Vec::with_capacity(workers)),
+            workers,
+        }
+    }
+
+    /// The sleepers' list, locked (each change is one `Vec` call, so a poisoned lock is fine).
+    fn lock(&self) -> MutexGuard<'_, Vec<usize>> {
+        self.sleepers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Work appeared: the worker to wake, if any. `None` when a worker already searches (it will
+    /// find the work) or nobody sleeps. The worker returned counts as awake and searching.
+    pub(crate) fn worker_to_wake(&self) -> Option<usize> {
+        if self.nobody_to_wake() {
+            return None;
+        }
+        let mut sleepers = self.lock();
+        // Look again under the lock: a worker may have woken or started searching.
+        if self.nobody_to_wake() {
+            return None;
+        }
+        let worker = sleepers.pop()?;
+        self.state
+            .fetch_add(ONE_SEARCHING + ONE_UNPARKED, Ordering::SeqCst);
+        Some(worker)
+    }
+
+    /// Whether waking someone would be useless: a worker searches already, or all are awake.
+    fn nobody_to_wake(&self) -> bool {
+        let state = self.state.load(Ordering::SeqCst);
+        state & SEARCHING_MASK != 0 || state >> UNPARKED_SHIFT >= self.workers
+    }
+
+    /// A worker with nothing to run wants to search the others' queues. Allowed while fewer
+    /// than half the workers search; returns whether it may.
+    pub(crate) fn start_searching(&self) -> bool {
+        let state = self.state.load(Ordering::SeqCst);
+        if 2 * (state & SEARCHING_MASK) >= self.workers {
+            return false;
+        }
+        self.state.fetch_add(ONE_SEARCHING, Ordering::SeqCst);
+        true
+    }
+
+    /// A searching worker found work (or gave up). Returns whether it was the last searcher,
+    /// in which case it should wake another sleeper to keep looking.
+    pub(crate) fn stop_searching(&self) -> bool {
+        let prev = self.state.fetch_sub(ONE_SEARCHING, Ordering::SeqCst);
+        prev & SEARCHING_MASK == 1
+    }
+
+    /// Worker `worker` goes to sleep (searching or not). Returns whether it was the last
+    /// searcher: then it must look at every queue once more before it sleeps, because work that
+    /// appeared just before may have found a searcher (this one) and woken nobody.
+    pub(crate) fn sleep(&self, worker: usize, searching: bool) -> bool {
+        let mut sleepers = self.lock();
+        let leaving = ONE_UNPARKED + if searching { ONE_SEARCHING } else { 0 };
+        let prev = self.state.fetch_sub(leaving, Ordering::SeqCst);
+        sleepers.push(worker);
+        searching && prev & SEARCHING_MASK == 1
+    }
+
+    /// Worker `worker` woke up. Returns `true` if someone woke it to search (it was taken off
+    /// the list and counted as searching by [`Idle::worker_to_wake`]); `false` if it woke by
+    /// itself (an I/O event, a timer), in which case it is taken off the list here and counts
+    /// as awake, not searching.
+    pub(crate) fn woke(&self, worker: usize) -> bool {
+        let mut sleepers = self.lock();
+        match sleepers.iter().position(|&w| w == worker) {
+            Some(at) => {
+                sleepers.swap_remove(at);
+                self.state.fetch_add(ONE_UNPARKED, Ordering::SeqCst);
+                false
+            }
+            None => true,
+        }
+    }
+
+    /// Whether worker `worker` is asleep.
+    #[cfg(test)]
+    pub(crate) fn is_asleep(&self, worker: usize) -> bool {
+        self.lock().contains(&worker)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn work_wakes_one_sleeper_and_a_searcher_keeps_the_others_asleep() {
+        let idle = Idle::new(4);
+        // Workers 1, 2 and 3 go to sleep; worker 0 runs.
+        for w in 1..4 {
+            assert!(!idle.sleep(w, false));
+        }
+        let woken = idle.worker_to_wake().expect("a sleeper");
+        assert_eq!(idle.worker_to_wake(), None, "one searcher is enough");
+        assert!(idle.woke(woken), "it was woken to search");
+        assert!(idle.stop_searching(), "it was the last searcher");
+        assert!(
+            idle.worker_to_wake().is_some(),
+            "so another one may be woken"
+        );
+    }
+
+    #[test]
+    fn a_worker_that_wakes_by_itself_leaves_the_list_and_searches_only_if_allowed() {
+        let idle = Idle::new(2);
+        assert!(!idle.sleep(1, false));
+        assert!(idle.is_asleep(1));
+        assert!(!idle.woke(1), "nobody woke it: an event did");
+        assert!(!idle.is_asleep(1));
+        assert!(idle.start_searching());
+        assert!(
+            !idle.start_searching(),
+            "at most half of two workers search"
+        );
+    }
+}

@@ -1,0 +1,393 @@
+//! One worker thread of the multi-thread scheduler: its queues and its loop.
+//!
+//! The loop, step by step: run the LIFO slot's task or the local queue's head (the inject queue's
+//! every `INJECT_INTERVAL` polls); with nothing there, search: steal half of a random sibling's
+//! queue, or take from the inject queue; with nothing anywhere, sleep until a wake-up. Every
+//! `EVENT_INTERVAL` polls a busy worker also looks at the driver without blocking, so that I/O
+//! and timers are not starved while every worker is busy.
+
+use std::cell::Cell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{fence, Ordering};
+use std::sync::{Arc, PoisonError};
+use std::time::Duration;
+
+use super::queue;
+use super::Shared;
+use crate::context::Scoped;
+use crate::coop;
+use crate::driver::shared::{ParkedIn, Parker};
+use crate::driver::{self};
+use crate::metrics::{LocalCounters, WakeSource};
+use crate::scheduler::owned::OwnedTasks;
+use crate::scheduler::{Handle, INJECT_INTERVAL};
+use crate::task_core::{RunOutcome, TaskRef};
+use crate::trace::trace;
+
+/// Polls in a row of tasks from the LIFO slot before the slot's task goes to the back of the
+/// queue instead: two tasks that keep waking each other must not starve the rest (tokio: 3).
+const MAX_LIFO_POLLS: u32 = 3;
+
+/// A worker: everything its thread owns.
+pub(crate) struct Worker {
+    /// The runtime's shared half.
+    shared: Arc<Shared>,
+    /// This worker's number.
+    index: usize,
+    /// The local run queue.
+    run_queue: queue::Local,
+    /// The task woken last by a task on this worker, run next.
+    lifo: Cell<Option<TaskRef>>,
+    /// The tasks spawned on this worker (and those it took from the inject queue).
+    owned: OwnedTasks,
+    /// How this worker sleeps.
+    parker: Parker,
+    /// This thread's part of the driver.
+    driver_local: driver::Local,
+    /// This worker's counts, and who is waking tasks right now.
+    counters: LocalCounters,
+    /// Whether this worker is searching for work (counted in `Idle`).
+    searching: Cell<bool>,
+    /// Polls so far.
+    polls: Cell<u32>,
+    /// Steals, tasks stolen and parks so far.
+    steals: Cell<(u64, u64, u64)>,
+    /// State of the random number generator that picks whom to steal from.
+    rng: Cell<u32>,
+}
+
+thread_local! {
+    /// The worker this thread is, if it is one.
+    static CURRENT: Scoped<Worker> = const { Scoped::new() };
+}
+
+/// Runs `f` with the worker this thread is, if any.
+#[inline]
+pub(crate) fn with_worker<R>(f: impl FnOnce(Option<&Worker>) -> R) -> R {
+    Scoped::with(&CURRENT, f)
+}
+
+impl Worker {
+    /// Worker number `index` of `shared`'s runtime.
+    pub(super) fn new(
+        shared: Arc<Shared>,
+        index: usize,
+        run_queue: queue::Local,
+        parker: Parker,
+    ) -> Worker {
+        let driver_local = shared.driver_handle.local();
+        Worker {
+            shared,
+            index,
+            run_queue,
+            lifo: Cell::new(None),
+            owned: OwnedTasks::new(index),
+            parker,
+            driver_local,
+            counters: LocalCounters::default(),
+            searching: Cell::new(false),
+            polls: Cell::new(0),
+            steals: Cell::new((0, 0, 0)),
+            rng: Cell::new(0x9E37_79B9 ^ (index as u32).wrapping_mul(0x85EB_CA6B) | 1),
+        }
+    }
+
+    /// This worker's number.
+    pub(crate) fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The tasks spawned on this worker.
+    pub(crate) fn owned(&self) -> &OwnedTasks {
+        &self.owned
+    }
+
+    /// Whether this worker belongs to the runtime of `shared`.
+    #[inline]
+    pub(crate) fn is_of(&self, shared: &Shared) -> bool {
+        std::ptr::eq(&*self.shared, shared)
+    }
+
+    /// The worker thread's body: enter the runtime, loop until shutdown, then drop every task
+    /// this worker holds.
+    pub(super) fn run(self) {
+        let handle = Handle::MultiThread(self.shared.clone());
+        handle.enter(|| {
+            self.driver_local.enter(|| {
+                Scoped::set(&CURRENT, &self, || {
+                    crate::scheduler::mark_runtime_thread(&handle, || {
+                        crate::scheduler::enter_async(|| {
+                            self.run_loop();
+                            self.shutdown();
+                        })
+                    })
+                })
+            })
+        });
+    }
+
+    /// The loop: run, search, sleep, until the runtime shuts down.
+    fn run_loop(&self) {
+        while !self.shared.is_shutdown() {
+            let polls = self.polls.get().wrapping_add(1);
+            self.polls.set(polls);
+            if polls % self.shared.event_interval == 0 {
+                self.maintenance();
+            }
+            if let Some(task) = self.next_task(polls) {
+                self.run_task(task);
+            } else if let Some(task) = self.search() {
+                self.run_task(task);
+            } else {
+                self.sleep();
+            }
+        }
+    }
+
+    /// The next task of this worker: the local queue's head, or the inject queue's (first, every
+    /// `INJECT_INTERVAL` polls, so that it is not starved by a busy local queue).
+    fn next_task(&self, polls: u32) -> Option<TaskRef> {
+        if polls % INJECT_INTERVAL == 0 {
+            self.pop_inject().or_else(|| self.run_queue.pop())
+        } else {
+            self.run_queue.pop().or_else(|| self.pop_inject())
+        }
+    }
+
+    /// Takes a task from the inject queue; a task spawned from outside is adopted here.
+    fn pop_inject(&self) -> Option<TaskRef> {
+        let task = self.shared.inject.pop()?;
+        if !self.owned.contains(&task) {
+            self.owned.insert(&task);
+        }
+        Some(task)
+    }
+
+    /// Looks for work elsewhere: half of a sibling's queue, or the inject queue. Only a few
+    /// workers search at once; `None` if this one may not, or finds nothing.
+    fn search(&self) -> Option<TaskRef> {
+        if !self.searching.get() {
+            if !self.shared.idle.start_searching() {
+                return None;
+            }
+            self.searching.set(true);
+        }
+        let workers = self.shared.remotes.len();
+        let start = self.next_random() as usize % workers;
+        for i in 0..workers {
+            let victim = (start + i) % workers;
+            if victim == self.index {
+                continue;
+            }
+            let before = self.run_queue.len();
+            if let Some(task) = self.shared.remotes[victim]
+                .steal
+                .steal_into(&self.run_queue)
+            {
+                let taken = (self.run_queue.len() - before + 1) as u64;
+                let (steals, stolen, parks) = self.steals.get();
+                self.steals.set((steals + 1, stolen + taken, parks));
+                if self.shared.trace {
+                    trace_steal(self.index, victim, taken);
+                }
+                return Some(task);
+            }
+        }
+        self.pop_inject()
+    }
+
+    /// Runs `task`, then the tasks it woke into the LIFO slot (a few in a row at most).
+    fn run_task(&self, task: TaskRef) {
+        if self.searching.replace(false) && self.shared.idle.stop_searching() {
+            // The last searcher found work: there may be more, so wake another to look.
+            self.shared.wake_one_worker();
+        }
+        self.poll(task);
+        let mut lifo_polls = 0;
+        while let Some(next) = self.lifo.take() {
+            if lifo_polls == MAX_LIFO_POLLS || self.shared.is_shutdown() {
+                self.run_queue.push_back(next, &self.shared.inject);
+                self.shared.wake_one_worker();
+                break;
+            }
+            lifo_polls += 1;
+            self.poll(next);
+        }
+    }
+
+    /// Polls one task with a fresh budget, counting (and tracing) the poll.
+    fn poll(&self, task: TaskRef) {
+        self.counters.set_waking(WakeSource::Task);
+        let id = if self.shared.trace { task.id() } else { 0 };
+        // `run` contains the future's panics; this contains the rest (an output whose
+        // destructor panics), so a panicking task never kills its worker.
+        let ran = catch_unwind(AssertUnwindSafe(|| coop::with_budget(|| task.run())));
+        let outcome = ran.unwrap_or(RunOutcome::Panicked);
+        if matches!(
+            outcome,
+            RunOutcome::Pending | RunOutcome::Ready | RunOutcome::Panicked
+        ) {
+            self.counters.polled();
+        }
+        if self.shared.trace {
+            trace(format_args!(
+                "worker {}: task {id} polled -> {outcome}",
+                self.index
+            ));
+        }
+    }
+
+    /// Spawns `task` on this worker: recorded here, queued at the back of the local queue, where
+    /// an idle sibling may steal it (the LIFO slot, which siblings cannot reach, is kept for
+    /// wakes: a busy worker must not sit on a task that another could run).
+    pub(crate) fn spawn(&self, task: TaskRef) {
+        if self.shared.is_shutdown() {
+            task.shutdown();
+            return;
+        }
+        self.owned.insert(&task);
+        self.run_queue.push_back(task, &self.shared.inject);
+        self.shared.wake_one_worker();
+    }
+
+    /// Queues a task woken on this worker's thread: into the LIFO slot if a task woke it (run it
+    /// next, while its data is warm), else (the driver, a timer) at the back of the queue.
+    pub(crate) fn push_woken(&self, task: TaskRef) {
+        let source = self.counters.waking();
+        self.counters.woken_by(source);
+        if self.shared.trace {
+            trace(format_args!(
+                "worker {}: task {} woken by {source}",
+                self.index,
+                task.id()
+            ));
+        }
+        if source == WakeSource::Task {
+            self.push_lifo(task);
+        } else {
+            self.run_queue.push_back(task, &self.shared.inject);
+            self.shared.wake_one_worker();
+        }
+    }
+
+    /// Puts `task` in the LIFO slot; the task it displaces goes to the back of the queue, where
+    /// an idle sibling may steal it.
+    fn push_lifo(&self, task: TaskRef) {
+        if let Some(previous) = self.lifo.replace(Some(task)) {
+            self.run_queue.push_back(previous, &self.shared.inject);
+            self.shared.wake_one_worker();
+        }
+    }
+
+    /// The periodic chores of a busy worker: a look at the driver that does not block (I/O and
+    /// timers), the registry slots freed elsewhere, the counters.
+    fn maintenance(&self) {
+        let parked = self
+            .parker
+            .park(&self.driver_local, Some(Duration::ZERO), &self.counters);
+        self.check_park(parked);
+        self.owned
+            .apply_released(&self.shared.remotes[self.index].released);
+        self.publish();
+    }
+
+    /// Nothing to run and nothing to steal: sleep until woken.
+    fn sleep(&self) {
+        let was_last_searcher = self
+            .shared
+            .idle
+            .sleep(self.index, self.searching.replace(false));
+        if was_last_searcher {
+            // Work that appeared while this worker was the last searcher woke nobody: look once
+            // more at every queue (the idle word's SeqCst changes order this look after them).
+            fence(Ordering::SeqCst);
+            if self.work_is_waiting() {
+                self.shared.wake_one_worker();
+            }
+        }
+        let (steals, stolen, parks) = self.steals.get();
+        self.steals.set((steals, stolen, parks + 1));
+        self.publish();
+        if self.shared.trace {
+            trace(format_args!("worker {} sleeps", self.index));
+        }
+        if !self.shared.is_shutdown() {
+            let parked = self.parker.park(&self.driver_local, None, &self.counters);
+            self.check_park(parked);
+        }
+        // Woken to search (counted as searching already), or by an event of its own.
+        self.searching.set(self.shared.idle.woke(self.index));
+        if self.run_queue.len() > 1 {
+            // The driver queued several tasks here: let a sibling take some.
+            self.shared.wake_one_worker();
+        }
+        self.owned
+            .apply_released(&self.shared.remotes[self.index].released);
+    }
+
+    /// Whether any queue holds a task.
+    fn work_is_waiting(&self) -> bool {
+        !self.shared.inject.is_empty() || self.shared.remotes.iter().any(|r| !r.steal.is_empty())
+    }
+
+    /// A park that failed means the poller itself is broken: there is no going on without it.
+    fn check_park(&self, parked: std::io::Result<ParkedIn>) {
+        if let Err(err) = parked {
+            panic!("ripple: waiting for I/O events failed: {err}");
+        }
+        self.counters.set_waking(WakeSource::Main);
+    }
+
+    /// Copies this worker's counts where other threads read them.
+    pub(crate) fn publish(&self) {
+        self.counters
+            .publish(&self.shared.worker_counters[self.index]);
+        let (steals, stolen_tasks, parks) = self.steals.get();
+        let mut extra = self.shared.worker_extra[self.index]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        extra.steals = steals;
+        extra.stolen_tasks = stolen_tasks;
+        extra.parks = parks;
+        extra.local_queue_len = self.run_queue.len() as u64;
+    }
+
+    /// The runtime is shutting down: drop every task this worker holds (its queue, its LIFO
+    /// slot, the tasks it owns), until none is left, since dropping a future may wake or spawn
+    /// others.
+    fn shutdown(&self) {
+        self.counters.set_waking(WakeSource::Shutdown);
+        let released = &self.shared.remotes[self.index].released;
+        loop {
+            let mut tasks = self.owned.drain(released);
+            tasks.extend(self.lifo.take());
+            tasks.extend(std::iter::from_fn(|| self.run_queue.pop()));
+            if tasks.is_empty() {
+                break;
+            }
+            for task in tasks {
+                task.shutdown();
+            }
+        }
+        self.publish();
+    }
+
+    /// A xorshift step: good enough to spread steals over the siblings.
+    fn next_random(&self) -> u32 {
+        let mut x = self.rng.get();
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.rng.set(x);
+        x
+    }
+}
+
+/// Prints a steal. Out of line, so the hot path only tests the flag.
+#[cold]
+#[inline(never)]
+fn trace_steal(worker: usize, victim: usize, tasks: u64) {
+    trace(format_args!(
+        "worker {worker} stole {tasks} task(s) from worker {victim}"
+    ));
+}
