@@ -43,6 +43,7 @@
 // Layer 1: the task core and the modules any layer may use.
 mod context;
 mod coop;
+mod loom;
 mod metrics;
 mod slab;
 mod task_core;

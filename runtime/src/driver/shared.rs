@@ -13,11 +13,12 @@
 //! every thread's sleeps, and a sleep registered with an earlier one wakes it (`time/mod.rs`).
 
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError, TryLockError};
+use std::sync::{Arc, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
 use super::{Driver, Handle, Local};
+use crate::loom::sync::atomic::{AtomicUsize, Ordering};
+use crate::loom::sync::{Condvar, Mutex};
 use crate::metrics::LocalCounters;
 
 /// The thread is running (or about to park): an unpark now is remembered as `NOTIFIED`.
@@ -397,5 +398,32 @@ mod tests {
 
         shared.handle.io.delete(Some(a.as_fd()), &source)?;
         Ok(())
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_models {
+    use super::*;
+    use crate::loom::thread;
+
+    #[test]
+    fn loom_an_unpark_racing_a_park_on_the_condvar_is_never_lost() {
+        crate::loom::model(|| {
+            let shared = SharedDriver::new(Driver::new(false).expect("epoll"));
+            let (parker, unparker) = shared.parker();
+            let local = shared.handle.local();
+            // Another thread holds the driver: the parker must sleep on its condvar.
+            let held = shared.driver.lock().unwrap();
+            let sleeper = thread::spawn(move || {
+                let counters = LocalCounters::default();
+                parker.park(&local, None, &counters).expect("park")
+            });
+            unparker.unpark();
+            // If the unpark were lost, the sleeper would never return and loom would report
+            // every thread blocked.
+            let how = sleeper.join().unwrap();
+            assert_ne!(how, ParkedIn::Driver);
+            drop(held);
+        });
     }
 }

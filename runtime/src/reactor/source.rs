@@ -428,6 +428,7 @@ impl ScheduledIo {
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |cur| {
                 Some((cur & READY_MASK) | ready | tick)
             });
+        crate::loom::seqcst_order_for_loom();
         self.wake(ready);
     }
 
@@ -527,6 +528,7 @@ impl ScheduledIo {
         if self.slot(interest).register(cx.waker()) == Registered::Occupied {
             self.park_with_others(cx.waker(), interest);
         }
+        crate::loom::seqcst_order_for_loom();
         // Check again: an event that landed after the first check has either set the bit (seen
         // now) or will take the waker we just stored (the slot's state orders the two).
         match self.check_seqcst(interest) {
@@ -747,5 +749,64 @@ mod tests {
         }
         reactor.join().unwrap();
         assert!(parked > 0, "no round parked, so the race was never run");
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_models {
+    use super::*;
+    use crate::loom::thread;
+    use std::sync::Arc;
+
+    /// A waker that counts its wakes (a loom atomic, so that loom sees the handover).
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+
+    impl futures_task::ArcWake for Count {
+        fn wake_by_ref(arc_self: &Arc<Self>) {
+            arc_self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Task A is parked on a source; the reactor sets readiness and wakes A, which runs at once
+    /// and reads the data (clearing the readiness); meanwhile task B parks on the same source.
+    /// A must be woken by the event, and B must not be left where no wake can reach it.
+    #[test]
+    fn loom_a_task_parking_while_the_reactor_wakes_another_is_never_lost() {
+        crate::loom::model(|| {
+            let io = Arc::new(ScheduledIo::new(0, false));
+            let (a, b) = (Arc::new(Count::default()), Arc::new(Count::default()));
+            let wake_a = futures_task::waker(a.clone());
+            let mut cx_a = Context::from_waker(&wake_a);
+            // A new source starts out ready: A reads, finds nothing, clears, parks.
+            if let Poll::Ready(Ok(event)) = io.poll_ready(&mut cx_a, Interest::Read) {
+                io.clear_readiness(event);
+            }
+            assert!(io.poll_ready(&mut cx_a, Interest::Read).is_pending());
+
+            let reactor = {
+                let (io, a) = (io.clone(), a.clone());
+                thread::spawn(move || {
+                    io.set_readiness(1, READABLE);
+                    if a.0.load(Ordering::SeqCst) > 0 {
+                        // A ran and read the data.
+                        if let Some(Ok(event)) = io.check(Interest::Read) {
+                            io.clear_readiness(event);
+                        }
+                    }
+                })
+            };
+            let wake_b = futures_task::waker(b.clone());
+            let b_polled = io.poll_ready(&mut Context::from_waker(&wake_b), Interest::Read);
+            reactor.join().unwrap();
+
+            assert!(a.0.load(Ordering::SeqCst) >= 1, "the event did not wake A");
+            // B either went on, or a later event reaches it.
+            io.set_readiness(2, READABLE);
+            assert!(
+                b_polled.is_ready() || b.0.load(Ordering::SeqCst) >= 1,
+                "B parked where no wake reaches it"
+            );
+        });
     }
 }

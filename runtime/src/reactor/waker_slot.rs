@@ -7,10 +7,11 @@
 //! small state word says who may touch the waker right now, and whoever finds the other side
 //! busy leaves the wake to it, so that a wake is never lost.
 
-use std::cell::UnsafeCell;
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::Waker;
+
+use crate::loom::cell::UnsafeCell;
+use crate::loom::sync::atomic::{AtomicUsize, Ordering};
 
 /// The waker of one parked task, shared between that task (which stores it) and the reactor
 /// (which takes it out to wake it), on any threads, with no lock: the protocol of the
@@ -99,16 +100,18 @@ impl WakerSlot {
                 Err(actual) => idle = actual,
             }
         }
-        // SAFETY: we set REGISTERING, so the cell is ours.
-        let slot = unsafe { &mut *self.waker.get() };
-        let registered = match slot {
-            None => {
-                *slot = Some(waker.clone());
-                Registered::Yes
+        let registered = self.waker.with_mut(|slot| {
+            // SAFETY: we set REGISTERING, so the cell is ours.
+            let slot = unsafe { &mut *slot };
+            match slot {
+                None => {
+                    *slot = Some(waker.clone());
+                    Registered::Yes
+                }
+                Some(old) if old.will_wake(waker) => Registered::Yes,
+                Some(_) => Registered::Occupied,
             }
-            Some(old) if old.will_wake(waker) => Registered::Yes,
-            Some(_) => Registered::Occupied,
-        };
+        });
         let done = self.state.compare_exchange(
             idle | REGISTERING,
             FULL,
@@ -118,7 +121,8 @@ impl WakerSlot {
         if done.is_err() {
             // The reactor came by meanwhile (it added WAKING) and left the wake to us: take the
             // waker out, give the slot back, wake it.
-            let woken = slot.take();
+            // SAFETY: REGISTERING is still set (only we clear it), so the cell is still ours.
+            let woken = self.waker.with_mut(|slot| unsafe { (*slot).take() });
             self.state.store(EMPTY, Ordering::Release);
             if let Some(woken) = woken {
                 woken.wake();
@@ -140,7 +144,7 @@ impl WakerSlot {
         match self.state.fetch_or(WAKING, Ordering::AcqRel) {
             EMPTY | FULL => {
                 // SAFETY: we set WAKING on an idle slot, so the cell is ours.
-                let waker = unsafe { (*self.waker.get()).take() };
+                let waker = self.waker.with_mut(|slot| unsafe { (*slot).take() });
                 // A plain store: while WAKING is set, nobody else changes the state (a
                 // registering task backs off, another taker's `fetch_or` adds nothing).
                 self.state.store(EMPTY, Ordering::Release);
@@ -200,7 +204,7 @@ mod tests {
         );
         // The reactor finishes `take` and wakes A; the slot is empty again.
         // SAFETY: this test plays the reactor, which set WAKING above and owns the cell.
-        let taken = unsafe { (*slot.waker.get()).take() };
+        let taken = slot.waker.with_mut(|cell| unsafe { (*cell).take() });
         slot.state.store(EMPTY, Ordering::Release);
         taken.expect("A's waker").wake();
         assert_eq!(a.0.load(Ordering::SeqCst), 1);

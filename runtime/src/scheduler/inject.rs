@@ -8,9 +8,10 @@
 //! is empty, which is nearly always.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::PoisonError;
 
+use crate::loom::sync::atomic::{AtomicUsize, Ordering};
+use crate::loom::sync::{Mutex, MutexGuard};
 use crate::task_core::TaskRef;
 
 /// Tasks queued from outside a scheduler's threads.
@@ -93,5 +94,55 @@ impl Inject {
     /// call on the `VecDeque`), so a poisoned lock is taken as it is.
     fn lock(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_models {
+    use super::*;
+    use crate::loom::thread;
+    use crate::task_core::{new_task, Runnable, Schedule};
+    use std::sync::Arc;
+
+    /// A scheduler that does nothing: the model only moves a task around.
+    struct Nowhere;
+
+    impl Schedule for Arc<Nowhere> {
+        fn schedule(&self, _: TaskRef) {}
+        fn is_local(&self) -> bool {
+            false
+        }
+        fn schedule_local(_: TaskRef) {}
+        fn release(&self, _: &dyn Runnable) {}
+    }
+
+    #[test]
+    fn loom_a_task_pushed_while_the_queue_closes_is_handed_back_or_cancelled() {
+        crate::loom::model(|| {
+            let inject = Arc::new(Inject::default());
+            let (task, join) = new_task(async {}, Arc::new(Nowhere), 1);
+            let pusher = {
+                let inject = inject.clone();
+                thread::spawn(move || inject.push(task))
+            };
+            let orphans = inject.close();
+            let queued = pusher.join().unwrap();
+            assert!(
+                inject.pop().is_none(),
+                "nothing is left behind a closed queue"
+            );
+            if queued {
+                assert_eq!(
+                    orphans.len(),
+                    1,
+                    "a task queued before the close is handed back"
+                );
+            } else {
+                assert!(
+                    orphans.is_empty() && join.is_finished(),
+                    "a late task is cancelled"
+                );
+            }
+        });
     }
 }

@@ -12,9 +12,11 @@
 //! its next park ([`OwnedTasks::apply_released`]).
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::Ordering;
+use std::sync::PoisonError;
 
+use crate::loom::sync::atomic::AtomicBool;
+use crate::loom::sync::Mutex;
 use crate::slab::Slab;
 use crate::task_core::{Runnable, TaskRef, NOT_OWNED};
 
@@ -140,7 +142,7 @@ impl Released {
     }
 
     /// The list, locked; a poisoned lock is taken as it is (each change is one `Vec` call).
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<usize>> {
+    fn lock(&self) -> crate::loom::sync::MutexGuard<'_, Vec<usize>> {
         self.slots.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

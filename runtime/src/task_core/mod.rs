@@ -22,15 +22,17 @@
 
 mod join;
 
-use std::cell::UnsafeCell;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError};
 use std::task::{Context, Poll, Waker};
 
 use futures_task::{waker_ref, ArcWake};
+
+use crate::loom::cell::UnsafeCell;
+use crate::loom::sync::atomic::{AtomicUsize, Ordering};
+use crate::loom::sync::Mutex;
 
 pub use join::{JoinError, JoinHandle};
 
@@ -184,13 +186,15 @@ where
     ///
     /// The caller must hold `RUNNING` (it has exclusive access to the stage).
     fn complete(&self, result: Result<F::Output, JoinError>) {
-        // SAFETY: the caller holds RUNNING, so no other thread touches the stage.
-        let stage = unsafe { &mut *self.stage.get() };
-        // Drop the future where it lies: it is pinned, so it must not move before its destructor
-        // runs. If that destructor panics, the assignment still stores `Consumed` while
-        // unwinding, and `catch_unwind` keeps the panic out of the executor.
-        let _ = catch_unwind(AssertUnwindSafe(|| *stage = Stage::Consumed));
-        *stage = Stage::Finished(result);
+        self.stage.with_mut(|stage| {
+            // SAFETY: the caller holds RUNNING, so no other thread touches the stage.
+            let stage = unsafe { &mut *stage };
+            // Drop the future where it lies: it is pinned, so it must not move before its
+            // destructor runs. If that destructor panics, the assignment still stores `Consumed`
+            // while unwinding, and `catch_unwind` keeps the panic out of the executor.
+            let _ = catch_unwind(AssertUnwindSafe(|| *stage = Stage::Consumed));
+            *stage = Stage::Finished(result);
+        });
         self.state
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
                 Some((s & !RUNNING) | COMPLETE)
@@ -239,14 +243,16 @@ where
         let waker = waker_ref(&self);
         let mut cx = Context::from_waker(&waker);
         let polled = catch_unwind(AssertUnwindSafe(|| {
-            // SAFETY: we set RUNNING above, so the stage is ours until we clear it.
-            let stage = unsafe { &mut *self.stage.get() };
-            let Stage::Running(future) = stage else {
-                unreachable!("a task without COMPLETE still holds its future");
-            };
-            // SAFETY: the future lives inside the Arc'd task and is never moved out of it
-            // until it is dropped in `complete`.
-            unsafe { Pin::new_unchecked(future) }.poll(&mut cx)
+            self.stage.with_mut(|stage| {
+                // SAFETY: we set RUNNING above, so the stage is ours until we clear it.
+                let stage = unsafe { &mut *stage };
+                let Stage::Running(future) = stage else {
+                    unreachable!("a task without COMPLETE still holds its future");
+                };
+                // SAFETY: the future lives inside the Arc'd task and is never moved out of it
+                // until it is dropped in `complete`.
+                unsafe { Pin::new_unchecked(future) }.poll(&mut cx)
+            })
         }));
 
         match polled {
@@ -358,10 +364,13 @@ where
                 return Poll::Pending;
             }
         }
-        // SAFETY: COMPLETE was observed with Acquire, so the executor is done with the stage, and
-        // the one JoinHandle (which is not Clone and polls through `&mut self`) is its only user.
-        let stage = unsafe { &mut *self.stage.get() };
-        match std::mem::replace(stage, Stage::Consumed) {
+        let taken = self.stage.with_mut(|stage| {
+            // SAFETY: COMPLETE was observed with Acquire, so the executor is done with the stage,
+            // and the one JoinHandle (which is not Clone and polls through `&mut self`) is its
+            // only user.
+            std::mem::replace(unsafe { &mut *stage }, Stage::Consumed)
+        });
+        match taken {
             Stage::Finished(result) => Poll::Ready(result),
             _ => panic!("JoinHandle polled again after it returned the task's output"),
         }
@@ -408,4 +417,174 @@ pub async fn yield_now() {
         }
     }
     YieldNow { yielded: false }.await
+}
+
+#[cfg(all(test, loom))]
+mod loom_models {
+    use super::*;
+    use crate::loom::sync::atomic::AtomicBool;
+    use crate::loom::thread;
+
+    /// A scheduler that keeps what it is given, to be run by the model afterwards.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<TaskRef>>);
+
+    impl Schedule for Arc<Recorder> {
+        fn schedule(&self, task: TaskRef) {
+            self.0.lock().unwrap().push(task);
+        }
+        fn is_local(&self) -> bool {
+            false
+        }
+        fn schedule_local(_: TaskRef) {
+            unreachable!("is_local is false")
+        }
+        fn release(&self, _: &dyn Runnable) {}
+    }
+
+    /// A future that is pending at its first poll and ready at the next; it notes whether a
+    /// wake had happened when it was polled, and counts its drops.
+    struct Probe {
+        /// Polls so far.
+        polls: u32,
+        /// Set by the waking thread before it wakes.
+        woken: Arc<AtomicBool>,
+        /// Whether a poll saw `woken` set.
+        saw_wake: Arc<AtomicBool>,
+        /// Drops of this future.
+        drops: Arc<AtomicUsize>,
+    }
+
+    impl Future for Probe {
+        type Output = ();
+        fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+            if self.woken.load(Ordering::SeqCst) {
+                self.saw_wake.store(true, Ordering::SeqCst);
+            }
+            self.polls += 1;
+            if self.polls == 1 {
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
+        }
+    }
+
+    impl Drop for Probe {
+        fn drop(&mut self) {
+            self.drops.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A task of a `Probe`, as the scheduler would hold it (queued once), with its join half.
+    #[allow(clippy::type_complexity)]
+    fn probe() -> (
+        Arc<Task<Probe, Arc<Recorder>>>,
+        JoinHandle<()>,
+        Arc<Recorder>,
+        [Arc<dyn Fn() -> bool + Send + Sync>; 3],
+    ) {
+        let (woken, saw_wake, drops) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicUsize::new(0)),
+        );
+        let recorder = Arc::new(Recorder::default());
+        let task = Arc::new(Task {
+            state: AtomicUsize::new(SCHEDULED),
+            owned_index: AtomicUsize::new(NOT_OWNED),
+            id: 1,
+            scheduler: recorder.clone(),
+            stage: UnsafeCell::new(Stage::Running(Probe {
+                polls: 0,
+                woken: woken.clone(),
+                saw_wake: saw_wake.clone(),
+                drops: drops.clone(),
+            })),
+            join_waker: Mutex::new(None),
+        });
+        let join: Arc<dyn Join<()>> = task.clone();
+        let woken_f: Arc<dyn Fn() -> bool + Send + Sync> = {
+            let woken = woken.clone();
+            Arc::new(move || {
+                woken.store(true, Ordering::SeqCst);
+                true
+            })
+        };
+        let saw_f: Arc<dyn Fn() -> bool + Send + Sync> =
+            Arc::new(move || saw_wake.load(Ordering::SeqCst));
+        let drops_f: Arc<dyn Fn() -> bool + Send + Sync> =
+            Arc::new(move || drops.load(Ordering::SeqCst) == 1);
+        (
+            task,
+            JoinHandle::new(join),
+            recorder,
+            [woken_f, saw_f, drops_f],
+        )
+    }
+
+    /// Runs every task the recorder holds, until it holds none.
+    fn drain(recorder: &Recorder) -> usize {
+        let mut runs = 0;
+        loop {
+            let queued = std::mem::take(&mut *recorder.0.lock().unwrap());
+            if queued.is_empty() {
+                return runs;
+            }
+            for task in queued {
+                task.run();
+                runs += 1;
+            }
+        }
+    }
+
+    #[test]
+    fn loom_a_wake_while_the_task_runs_queues_it_once_and_is_not_lost() {
+        crate::loom::model(|| {
+            let (task, _join, recorder, [mark_woken, saw_wake, _]) = probe();
+            let waker_side = task.clone();
+            let waker = thread::spawn(move || {
+                mark_woken();
+                ArcWake::wake_by_ref(&waker_side);
+            });
+            let runner: TaskRef = task.clone();
+            runner.run();
+            waker.join().unwrap();
+            let queued = recorder.0.lock().unwrap().len();
+            assert!(queued <= 1, "queued twice");
+            // Unless the poll already saw the wake, the wake must have queued the task.
+            assert!(queued == 1 || saw_wake(), "the wake was lost");
+        });
+    }
+
+    #[test]
+    fn loom_an_abort_racing_a_run_drops_the_future_exactly_once() {
+        crate::loom::model(|| {
+            let (task, join, recorder, [_, _, dropped_once]) = probe();
+            let aborter = thread::spawn(move || join.abort());
+            let runner: TaskRef = task.clone();
+            runner.run();
+            aborter.join().unwrap();
+            drain(&recorder);
+            assert!(task.is_finished(), "an aborted task completes");
+            assert!(dropped_once(), "the future is dropped once");
+        });
+    }
+
+    #[test]
+    fn loom_a_shutdown_racing_a_run_on_another_worker_drops_the_future() {
+        crate::loom::model(|| {
+            let (task, _join, recorder, [_, _, dropped_once]) = probe();
+            let owner: TaskRef = task.clone();
+            let shutdown = thread::spawn(move || owner.shutdown());
+            let runner: TaskRef = task.clone();
+            runner.run();
+            shutdown.join().unwrap();
+            // A task that was running when its owner shut it down is queued again by its
+            // runner; the worker drains its queue at shutdown.
+            drain(&recorder);
+            assert!(task.is_finished(), "the task completes");
+            assert!(dropped_once(), "the future is dropped once");
+        });
+    }
 }

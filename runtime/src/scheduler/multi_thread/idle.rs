@@ -10,8 +10,10 @@
 //! Both counts live in one atomic word, so that a worker can change them together, and the
 //! sleepers' list behind a lock that is taken only to fall asleep or to wake someone.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::PoisonError;
+
+use crate::loom::sync::atomic::{fence, AtomicUsize, Ordering};
+use crate::loom::sync::{Mutex, MutexGuard};
 
 /// Searching workers are counted in the low bits of the word, workers not asleep above them.
 const UNPARKED_SHIFT: u32 = 16;
@@ -51,6 +53,10 @@ impl Idle {
     /// Work appeared: the worker to wake, if any. `None` when a worker already searches (it will
     /// find the work) or nobody sleeps. The worker returned counts as awake and searching.
     pub(crate) fn worker_to_wake(&self) -> Option<usize> {
+        // The caller has just queued work. This fence orders that push before the look at the
+        // counts, as the sleeper's fence orders its count change before its look at the queues
+        // (`Worker::sleep`): so either the sleeper sees the work, or this sees the sleeper.
+        fence(Ordering::SeqCst);
         if self.nobody_to_wake() {
             return None;
         }
@@ -156,5 +162,54 @@ mod tests {
             !idle.start_searching(),
             "at most half of two workers search"
         );
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_models {
+    use super::*;
+    use crate::loom::thread;
+    use crate::scheduler::inject::Inject;
+    use crate::task_core::{new_task, Runnable, Schedule, TaskRef};
+    use std::sync::Arc;
+
+    /// A scheduler that does nothing: the model only moves a task around.
+    struct Nowhere;
+
+    impl Schedule for Arc<Nowhere> {
+        fn schedule(&self, _: TaskRef) {}
+        fn is_local(&self) -> bool {
+            false
+        }
+        fn schedule_local(_: TaskRef) {}
+        fn release(&self, _: &dyn Runnable) {}
+    }
+
+    #[test]
+    fn loom_work_pushed_while_the_last_searcher_falls_asleep_is_never_stranded() {
+        crate::loom::model(|| {
+            let idle = Arc::new(Idle::new(1));
+            let inject = Arc::new(Inject::default());
+            assert!(idle.start_searching());
+            // Another thread queues a task and wakes a worker if none searches.
+            let pusher = {
+                let (idle, inject) = (idle.clone(), inject.clone());
+                thread::spawn(move || {
+                    let task = new_task(async {}, Arc::new(Nowhere), 1).0;
+                    assert!(inject.push(task));
+                    idle.worker_to_wake()
+                })
+            };
+            // The only worker found nothing and goes to sleep; as the last searcher it looks
+            // at the queue once more (as `Worker::sleep` does).
+            let last = idle.sleep(0, true);
+            crate::loom::sync::atomic::fence(Ordering::SeqCst);
+            let found = last && !inject.is_empty();
+            let woken = pusher.join().unwrap();
+            assert!(
+                found || woken == Some(0),
+                "the task waits in the queue while its only worker sleeps"
+            );
+        });
     }
 }

@@ -13,17 +13,17 @@
 //! releasing each are a single compare-exchange. Positions only grow (wrapping); a slot is the
 //! position modulo the capacity.
 
-use std::cell::UnsafeCell;
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crate::loom::cell::UnsafeCell;
+use crate::loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::scheduler::inject::Inject;
 use crate::task_core::TaskRef;
 
-/// Tasks the ring holds.
-pub(crate) const CAPACITY: u32 = 256;
+/// Tasks the ring holds (four under loom, so that a model can fill it).
+pub(crate) const CAPACITY: u32 = if cfg!(loom) { 4 } else { 256 };
 /// A position's slot: `position & MASK`.
 const MASK: u32 = CAPACITY - 1;
 
@@ -100,9 +100,11 @@ impl Inner {
     /// initialised task that nobody else will read, and the owner will not overwrite it before
     /// the caller lets go of the position.
     unsafe fn take(&self, position: u32) -> TaskRef {
-        let slot = self.buffer[(position & MASK) as usize].get();
-        // SAFETY: by this function's contract the slot is initialised and ours to move out of.
-        unsafe { (*slot).assume_init_read() }
+        self.buffer[(position & MASK) as usize].with(|slot| {
+            // SAFETY: by this function's contract the slot is initialised and ours to move out
+            // of.
+            unsafe { (*slot).assume_init_read() }
+        })
     }
 
     /// Writes `task` into the slot of `position`.
@@ -111,9 +113,10 @@ impl Inner {
     /// Only the owner calls this, for a position outside `[steal, tail)`: no task is there, and
     /// no stealer reads the slot until the owner publishes it by moving `tail` past it.
     unsafe fn put(&self, position: u32, task: TaskRef) {
-        let slot = self.buffer[(position & MASK) as usize].get();
-        // SAFETY: by this function's contract the slot is free and only the owner touches it.
-        unsafe { (*slot).write(task) };
+        self.buffer[(position & MASK) as usize].with_mut(|slot| {
+            // SAFETY: by this function's contract the slot is free and only the owner touches it.
+            unsafe { (*slot).write(task) };
+        });
     }
 
     /// Tasks in the queue that nobody has taken.
@@ -442,5 +445,108 @@ mod tests {
             .filter(|&i| seen[i].load(Ordering::Relaxed) != 1)
             .collect();
         assert!(wrong.is_empty(), "tasks not taken exactly once: {wrong:?}");
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_models {
+    use super::*;
+    use crate::loom::sync::atomic::AtomicUsize;
+    use crate::loom::thread;
+    use crate::task_core::{new_task, Runnable, Schedule};
+
+    /// A scheduler that does nothing: these models only move tasks around.
+    struct Nowhere;
+
+    impl Schedule for Arc<Nowhere> {
+        fn schedule(&self, _: TaskRef) {}
+        fn is_local(&self) -> bool {
+            false
+        }
+        fn schedule_local(_: TaskRef) {}
+        fn release(&self, _: &dyn Runnable) {}
+    }
+
+    fn task(id: u64) -> TaskRef {
+        new_task(async {}, Arc::new(Nowhere), id).0
+    }
+
+    /// Counts each task id taken.
+    fn take(seen: &[AtomicUsize], task: TaskRef) {
+        seen[task.id() as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    #[test]
+    fn loom_a_steal_racing_the_owners_pops_takes_every_task_once() {
+        crate::loom::model(|| {
+            let (owner, steal) = new();
+            let inject = Inject::default();
+            for id in 0..3 {
+                owner.push_back(task(id), &inject);
+            }
+            let seen: Arc<Vec<AtomicUsize>> =
+                Arc::new((0..3).map(|_| AtomicUsize::new(0)).collect());
+            let thief = {
+                let seen = seen.clone();
+                thread::spawn(move || {
+                    let (mine, _) = new();
+                    if let Some(t) = steal.steal_into(&mine) {
+                        take(&seen, t);
+                    }
+                    while let Some(t) = mine.pop() {
+                        take(&seen, t);
+                    }
+                })
+            };
+            while let Some(t) = owner.pop() {
+                take(&seen, t);
+            }
+            thief.join().unwrap();
+            while let Some(t) = owner.pop() {
+                take(&seen, t);
+            }
+            for (id, n) in seen.iter().enumerate() {
+                assert_eq!(n.load(Ordering::Relaxed), 1, "task {id}");
+            }
+        });
+    }
+
+    #[test]
+    fn loom_an_overflow_racing_a_steal_loses_and_doubles_no_task() {
+        crate::loom::model(|| {
+            let (owner, steal) = new();
+            let inject = Arc::new(Inject::default());
+            let total = CAPACITY as usize + 1;
+            for id in 0..CAPACITY {
+                owner.push_back(task(u64::from(id)), &inject);
+            }
+            let seen: Arc<Vec<AtomicUsize>> =
+                Arc::new((0..total).map(|_| AtomicUsize::new(0)).collect());
+            let thief = {
+                let seen = seen.clone();
+                thread::spawn(move || {
+                    let (mine, _) = new();
+                    if let Some(t) = steal.steal_into(&mine) {
+                        take(&seen, t);
+                    }
+                    while let Some(t) = mine.pop() {
+                        take(&seen, t);
+                    }
+                })
+            };
+            // The ring is full: this push moves half of it to the inject queue, unless the
+            // steal made room first.
+            owner.push_back(task(u64::from(CAPACITY)), &inject);
+            thief.join().unwrap();
+            while let Some(t) = owner.pop() {
+                take(&seen, t);
+            }
+            while let Some(t) = inject.pop() {
+                take(&seen, t);
+            }
+            for (id, n) in seen.iter().enumerate() {
+                assert_eq!(n.load(Ordering::Relaxed), 1, "task {id}");
+            }
+        });
     }
 }

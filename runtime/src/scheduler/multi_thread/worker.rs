@@ -8,7 +8,6 @@
 
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{fence, Ordering};
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
@@ -18,6 +17,7 @@ use crate::context::Scoped;
 use crate::coop;
 use crate::driver::shared::{ParkedIn, Parker};
 use crate::driver::{self};
+use crate::loom::sync::atomic::{fence, Ordering};
 use crate::metrics::{LocalCounters, WakeSource};
 use crate::scheduler::owned::OwnedTasks;
 use crate::scheduler::{Handle, INJECT_INTERVAL};
