@@ -11,6 +11,15 @@
 //! - `timers_create_drop`: create and drop 100,000 sleeps without awaiting them.
 //! - `timers_fire`: 10,000 sleeps of 0 to 10 ms, awaited to completion.
 //! - `block_on`: `block_on` of a future that is ready at once, on an existing runtime.
+//!
+//! The `mt_*` groups run ripple's multi-thread runtime against tokio's, both with 2 workers, on
+//! the shapes of tokio's `benches/rt_multi_threaded.rs`:
+//!
+//! - `mt_spawn_many_local`: a task on a worker spawns 10,000 tasks and awaits them;
+//! - `mt_spawn_many_remote`: the `block_on` thread (not a worker) does the same;
+//! - `mt_yield_many`, `mt_ping_pong`, `mt_chained_spawn`: as above, on the workers;
+//! - `mt_cpu_scaling`: 64 tasks of pure computation on 1 and on 2 workers (ripple only: the
+//!   ratio of the two times is the scaling).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -28,9 +37,9 @@ trait Rt {
     fn new() -> Self;
     fn block_on<F: Future>(&self, future: F) -> F::Output;
     /// A spawned task's handle (the runtime's own `JoinHandle`, unwrapped by the caller).
-    type Join: Future<Output = Result<(), Self::JoinError>>;
+    type Join: Future<Output = Result<(), Self::JoinError>> + Send;
     /// Why a task has no output.
-    type JoinError: std::fmt::Debug;
+    type JoinError: std::fmt::Debug + Send;
     fn spawn<F: Future<Output = ()> + Send + 'static>(future: F) -> Self::Join;
     fn yield_now() -> Pin<Box<dyn Future<Output = ()> + Send>>;
     fn sleep(duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -38,6 +47,10 @@ trait Rt {
 
 struct Ripple(ripple::runtime::Runtime);
 struct Tokio(tokio::runtime::Runtime);
+/// ripple's multi-thread runtime with `N` workers.
+struct RippleMt<const N: usize>(ripple::runtime::Runtime);
+/// tokio's multi-thread runtime with 2 workers.
+struct TokioMt(tokio::runtime::Runtime);
 
 impl Rt for Ripple {
     const NAME: &'static str = "ripple";
@@ -84,6 +97,103 @@ impl Rt for Tokio {
     fn sleep(duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         Box::pin(tokio::time::sleep(duration))
     }
+}
+
+impl<const N: usize> Rt for RippleMt<N> {
+    const NAME: &'static str = if N == 1 { "ripple_1_worker" } else { "ripple" };
+    fn new() -> Self {
+        RippleMt(
+            ripple::runtime::Builder::new_multi_thread()
+                .worker_threads(N)
+                .build()
+                .expect("ripple runtime"),
+        )
+    }
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.0.block_on(future)
+    }
+    type Join = ripple::task::JoinHandle<()>;
+    type JoinError = ripple::task::JoinError;
+    fn spawn<F: Future<Output = ()> + Send + 'static>(future: F) -> Self::Join {
+        ripple::spawn(future)
+    }
+    fn yield_now() -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(ripple::task::yield_now())
+    }
+    fn sleep(duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(ripple::time::sleep(duration))
+    }
+}
+
+impl Rt for TokioMt {
+    const NAME: &'static str = "tokio";
+    fn new() -> Self {
+        TokioMt(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("tokio runtime"),
+        )
+    }
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.0.block_on(future)
+    }
+    type Join = tokio::task::JoinHandle<()>;
+    type JoinError = tokio::task::JoinError;
+    fn spawn<F: Future<Output = ()> + Send + 'static>(future: F) -> Self::Join {
+        tokio::spawn(future)
+    }
+    fn yield_now() -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(tokio::task::yield_now())
+    }
+    fn sleep(duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(tokio::time::sleep(duration))
+    }
+}
+
+/// Spawns 10,000 empty tasks from inside a task (on a worker) and awaits them.
+fn spawn_many_local<R: Rt>(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    let rt = R::new();
+    group.bench_function(R::NAME, |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                R::spawn(async {
+                    let handles: Vec<_> = (0..10_000).map(|_| R::spawn(async {})).collect();
+                    for handle in handles {
+                        handle.await.expect("task completes");
+                    }
+                })
+                .await
+                .expect("task completes");
+            })
+        })
+    });
+}
+
+/// The same CPU work (64 tasks, each a loop of arithmetic) on the runtime's workers.
+fn cpu_scaling<R: Rt>(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    let rt = R::new();
+    group.bench_function(R::NAME, |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let handles: Vec<_> = (0..64u64)
+                    .map(|seed| {
+                        R::spawn(async move {
+                            let mut x = seed;
+                            for _ in 0..200_000 {
+                                x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                            }
+                            std::hint::black_box(x);
+                        })
+                    })
+                    .collect();
+                for handle in handles {
+                    handle.await.expect("task completes");
+                }
+            })
+        })
+    });
 }
 
 /// Runs `bench` for both runtimes in one criterion group.
@@ -280,6 +390,31 @@ fn benches(c: &mut Criterion) {
     both(c, "block_on", |g| {
         block_on::<Ripple>(g);
         block_on::<Tokio>(g);
+    });
+    both(c, "mt_spawn_many_local", |g| {
+        spawn_many_local::<RippleMt<2>>(g);
+        spawn_many_local::<TokioMt>(g);
+    });
+    both(c, "mt_spawn_many_remote", |g| {
+        spawn_many::<RippleMt<2>>(g);
+        spawn_many::<TokioMt>(g);
+    });
+    both(c, "mt_yield_many", |g| {
+        yield_many::<RippleMt<2>>(g);
+        yield_many::<TokioMt>(g);
+    });
+    both(c, "mt_ping_pong", |g| {
+        ping_pong::<RippleMt<2>>(g);
+        ping_pong::<TokioMt>(g);
+    });
+    both(c, "mt_chained_spawn", |g| {
+        chained_spawn::<RippleMt<2>>(g);
+        chained_spawn::<TokioMt>(g);
+    });
+    both(c, "mt_cpu_scaling", |g| {
+        g.sample_size(10);
+        cpu_scaling::<RippleMt<1>>(g);
+        cpu_scaling::<RippleMt<2>>(g);
     });
 }
 
