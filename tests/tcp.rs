@@ -248,3 +248,24 @@ async fn a_std_stream_can_be_taken_over() -> io::Result<()> {
     assert_eq!(&no_hang(reader).await???, b"std");
     Ok(())
 }
+
+#[test]
+fn a_std_listener_and_stream_move_into_ripple_and_back() -> io::Result<()> {
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = std_listener.local_addr()?;
+    ripple::block_on(async move {
+        let listener = ripple::net::TcpListener::from_std(std_listener)?;
+        let client = ripple::spawn(async move { ripple::net::TcpStream::connect(addr).await });
+        let (server, _) = listener.accept().await?;
+        let mut client = client.await??;
+        client.write_all(b"x").await?;
+        let mut server = server.into_std()?;
+        server.set_nonblocking(false)?;
+        let mut byte = [0; 1];
+        std::io::Read::read_exact(&mut server, &mut byte)?;
+        assert_eq!(&byte, b"x");
+        let back = listener.into_std()?;
+        assert_eq!(back.local_addr()?, addr);
+        io::Result::Ok(())
+    })
+}

@@ -75,6 +75,22 @@ impl TcpListener {
         Poll::Ready(TcpStream::from_socket(socket).map(|s| (s, addr)))
     }
 
+    /// Takes over a bound and listening `std::net::TcpListener` (it is switched to non-blocking
+    /// mode): for a socket set up with options `bind` does not offer, such as `SO_REUSEPORT`
+    /// through `socket2`. Must be called inside a ripple runtime.
+    pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
+        listener.set_nonblocking(true)?;
+        Ok(TcpListener {
+            io: Async::new(Socket::from(listener))?,
+        })
+    }
+
+    /// Gives the socket back as a `std::net::TcpListener`, deregistered from the runtime and
+    /// still in non-blocking mode.
+    pub fn into_std(self) -> io::Result<std::net::TcpListener> {
+        Ok(self.io.into_inner()?.into())
+    }
+
     /// The address the listener is bound to (useful after binding port 0).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         socket_addr(self.io.get_ref().local_addr()?)

@@ -89,6 +89,12 @@ impl TcpStream {
         TcpStream::from_socket(Socket::from(stream))
     }
 
+    /// Gives the socket back as a `std::net::TcpStream`, deregistered from the runtime and still
+    /// in non-blocking mode.
+    pub fn into_std(self) -> io::Result<std::net::TcpStream> {
+        Ok(self.io.into_inner()?.into())
+    }
+
     /// Reads into `buf`; returns how many bytes were read, `0` at end of stream.
     #[inline]
     pub fn read<'a>(&'a mut self, buf: &'a mut [u8]) -> Read<'a> {
