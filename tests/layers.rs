@@ -33,6 +33,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("slab", &[]),
     ("trace", &[]),
     ("task_core", &["loom"]),
+    // Helpers of the unit tests (only tests build them).
+    ("testing", &["loom", "task_core"]),
     // The reactor and the timers.
     ("reactor", &["context", "coop", "loom", "trace"]),
     ("time", &["context"]),
@@ -407,13 +409,25 @@ impl Walker {
     }
 }
 
-/// Whether `attrs` hold `#[cfg(test)]`.
+/// Whether `attrs` hold `#[cfg(test)]` or `#[cfg(all(test, ...))]`: code that only tests
+/// build.
 fn is_test_only(attrs: &[syn::Attribute]) -> bool {
     attrs.iter().any(|attr| {
-        attr.path().is_ident("cfg")
-            && attr
-                .parse_args::<syn::Ident>()
-                .is_ok_and(|ident| ident == "test")
+        if !attr.path().is_ident("cfg") {
+            return false;
+        }
+        let Ok(meta) = attr.parse_args::<syn::Meta>() else {
+            return false;
+        };
+        match meta {
+            syn::Meta::Path(path) => path.is_ident("test"),
+            syn::Meta::List(list) if list.path.is_ident("all") => list
+                .parse_args_with(
+                    syn::punctuated::Punctuated::<syn::Meta, syn::Token![,]>::parse_terminated,
+                )
+                .is_ok_and(|items| items.iter().any(|item| item.path().is_ident("test"))),
+            _ => false,
+        }
     })
 }
 

@@ -47,6 +47,8 @@ mod loom;
 mod metrics;
 mod slab;
 mod task_core;
+#[cfg(test)]
+mod testing;
 mod trace;
 
 // Layer 2: the reactor and the timers.

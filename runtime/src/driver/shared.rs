@@ -240,19 +240,10 @@ mod tests {
     use std::os::fd::AsFd;
     use std::os::unix::net::UnixStream;
     use std::pin::pin;
-    use std::sync::atomic::AtomicUsize;
     use std::sync::mpsc;
     use std::task::{Context, Poll};
 
-    /// A waker that counts its wakes.
-    #[derive(Default)]
-    struct Count(AtomicUsize);
-
-    impl futures_task::ArcWake for Count {
-        fn wake_by_ref(arc_self: &Arc<Self>) {
-            arc_self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
+    use crate::testing::Count;
 
     /// A thread that parks in the shared driver each time it is told to, and reports how.
     struct Worker {
@@ -323,7 +314,7 @@ mod tests {
     /// Waits (at most 5 s) for `count` to reach `n`.
     fn wait_for(count: &Count, n: usize, what: &str) {
         let deadline = Instant::now() + Duration::from_secs(5);
-        while count.0.load(Ordering::SeqCst) < n {
+        while count.get() < n {
             assert!(Instant::now() < deadline, "{what} was lost");
             std::thread::sleep(Duration::from_millis(1));
         }

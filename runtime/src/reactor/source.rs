@@ -613,25 +613,11 @@ impl ScheduledIo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures_task::{noop_waker, ArcWake};
+    use futures_task::noop_waker;
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
-    /// A waker that counts its wakes.
-    #[derive(Default)]
-    struct Count(AtomicUsize);
-
-    impl ArcWake for Count {
-        fn wake_by_ref(arc_self: &Arc<Self>) {
-            arc_self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    impl Count {
-        fn get(&self) -> usize {
-            self.0.load(Ordering::SeqCst)
-        }
-    }
+    use crate::testing::Count;
 
     #[test]
     fn clear_with_a_stale_tick_keeps_the_newer_edge() {
@@ -758,15 +744,7 @@ mod loom_models {
     use crate::loom::thread;
     use std::sync::Arc;
 
-    /// A waker that counts its wakes (a loom atomic, so that loom sees the handover).
-    #[derive(Default)]
-    struct Count(AtomicUsize);
-
-    impl futures_task::ArcWake for Count {
-        fn wake_by_ref(arc_self: &Arc<Self>) {
-            arc_self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
+    use crate::testing::Count;
 
     /// Task A is parked on a source; the reactor sets readiness and wakes A, which runs at once
     /// and reads the data (clearing the readiness); meanwhile task B parks on the same source.
@@ -788,7 +766,7 @@ mod loom_models {
                 let (io, a) = (io.clone(), a.clone());
                 thread::spawn(move || {
                     io.set_readiness(1, READABLE);
-                    if a.0.load(Ordering::SeqCst) > 0 {
+                    if a.get() > 0 {
                         // A ran and read the data.
                         if let Some(Ok(event)) = io.check(Interest::Read) {
                             io.clear_readiness(event);
@@ -800,11 +778,11 @@ mod loom_models {
             let b_polled = io.poll_ready(&mut Context::from_waker(&wake_b), Interest::Read);
             reactor.join().unwrap();
 
-            assert!(a.0.load(Ordering::SeqCst) >= 1, "the event did not wake A");
+            assert!(a.get() >= 1, "the event did not wake A");
             // B either went on, or a later event reaches it.
             io.set_readiness(2, READABLE);
             assert!(
-                b_polled.is_ready() || b.0.load(Ordering::SeqCst) >= 1,
+                b_polled.is_ready() || b.get() >= 1,
                 "B parked where no wake reaches it"
             );
         });

@@ -170,15 +170,7 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    /// A waker that counts its wakes.
-    #[derive(Default)]
-    struct Count(AtomicUsize);
-
-    impl futures_task::ArcWake for Count {
-        fn wake_by_ref(arc_self: &Arc<Self>) {
-            arc_self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
+    use crate::testing::Count;
 
     /// Task A is parked; task B, on another thread, registers while the reactor is taking A's
     /// waker. B finds the slot being woken, so it stores nothing: it must be woken itself, or,
@@ -197,17 +189,13 @@ mod tests {
         assert_eq!(slot.state.fetch_or(WAKING, Ordering::AcqRel), FULL);
         // B registers now and finds WAKING.
         assert_eq!(slot.register(&wake_b), Registered::Yes);
-        assert_eq!(
-            b.0.load(Ordering::SeqCst),
-            1,
-            "B stored its waker nowhere, and was not woken"
-        );
+        assert_eq!(b.get(), 1, "B stored its waker nowhere, and was not woken");
         // The reactor finishes `take` and wakes A; the slot is empty again.
         // SAFETY: this test plays the reactor, which set WAKING above and owns the cell.
         let taken = slot.waker.with_mut(|cell| unsafe { (*cell).take() });
         slot.state.store(EMPTY, Ordering::Release);
         taken.expect("A's waker").wake();
-        assert_eq!(a.0.load(Ordering::SeqCst), 1);
+        assert_eq!(a.get(), 1);
         assert!(slot.take().is_none(), "nothing is left to wake");
     }
 }

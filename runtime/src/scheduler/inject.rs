@@ -101,20 +101,9 @@ impl Inject {
 mod loom_models {
     use super::*;
     use crate::loom::thread;
-    use crate::task_core::{new_task, Runnable, Schedule};
+    use crate::task_core::new_task;
+    use crate::testing::Nowhere;
     use std::sync::Arc;
-
-    /// A scheduler that does nothing: the model only moves a task around.
-    struct Nowhere;
-
-    impl Schedule for Arc<Nowhere> {
-        fn schedule(&self, _: TaskRef) {}
-        fn is_local(&self) -> bool {
-            false
-        }
-        fn schedule_local(_: TaskRef) {}
-        fn release(&self, _: &dyn Runnable) {}
-    }
 
     #[test]
     fn loom_a_task_pushed_while_the_queue_closes_is_handed_back_or_cancelled() {

@@ -170,20 +170,9 @@ mod loom_models {
     use super::*;
     use crate::loom::thread;
     use crate::scheduler::inject::Inject;
-    use crate::task_core::{new_task, Runnable, Schedule, TaskRef};
+    use crate::task_core::new_task;
+    use crate::testing::Nowhere;
     use std::sync::Arc;
-
-    /// A scheduler that does nothing: the model only moves a task around.
-    struct Nowhere;
-
-    impl Schedule for Arc<Nowhere> {
-        fn schedule(&self, _: TaskRef) {}
-        fn is_local(&self) -> bool {
-            false
-        }
-        fn schedule_local(_: TaskRef) {}
-        fn release(&self, _: &dyn Runnable) {}
-    }
 
     #[test]
     fn loom_work_pushed_while_the_last_searcher_falls_asleep_is_never_stranded() {

@@ -332,23 +332,7 @@ impl std::fmt::Debug for Steal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::task_core::{new_task, Runnable, Schedule};
-
-    /// A scheduler that does nothing: these tests only move tasks around.
-    struct Nowhere;
-
-    impl Schedule for Arc<Nowhere> {
-        fn schedule(&self, _: TaskRef) {}
-        fn is_local(&self) -> bool {
-            false
-        }
-        fn schedule_local(_: TaskRef) {}
-        fn release(&self, _: &dyn Runnable) {}
-    }
-
-    fn task(id: u64) -> TaskRef {
-        new_task(async {}, Arc::new(Nowhere), id).0
-    }
+    use crate::testing::task;
 
     #[test]
     fn the_owner_pops_in_order_and_a_full_ring_moves_half_to_the_inject_queue() {
@@ -453,23 +437,7 @@ mod loom_models {
     use super::*;
     use crate::loom::sync::atomic::AtomicUsize;
     use crate::loom::thread;
-    use crate::task_core::{new_task, Runnable, Schedule};
-
-    /// A scheduler that does nothing: these models only move tasks around.
-    struct Nowhere;
-
-    impl Schedule for Arc<Nowhere> {
-        fn schedule(&self, _: TaskRef) {}
-        fn is_local(&self) -> bool {
-            false
-        }
-        fn schedule_local(_: TaskRef) {}
-        fn release(&self, _: &dyn Runnable) {}
-    }
-
-    fn task(id: u64) -> TaskRef {
-        new_task(async {}, Arc::new(Nowhere), id).0
-    }
+    use crate::testing::task;
 
     /// Counts each task id taken.
     fn take(seen: &[AtomicUsize], task: TaskRef) {
