@@ -284,6 +284,7 @@ impl fmt::Debug for Handle {
 /// });
 /// ```
 #[track_caller]
+#[inline]
 pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
 where
     F: Future + Send + 'static,
