@@ -89,7 +89,7 @@ fn every_wake_from_eight_threads_polls_its_task_and_none_is_lost() -> io::Result
     let rt = runtime(2)?;
     let handle = rt.handle();
     const THREADS: usize = 8;
-    const TASKS: usize = 250;
+    const TASKS: usize = 1_000;
     let (senders, done): (Vec<_>, Vec<_>) = (0..THREADS * TASKS)
         .map(|_| {
             let (tx, rx) = util::oneshot::<usize>();
