@@ -198,3 +198,43 @@ fn a_runtime_dropped_on_its_own_blocking_thread_panics() -> io::Result<()> {
     );
     Ok(())
 }
+
+/// An output whose destructor panics.
+struct PanicOnDrop;
+
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        panic!("the output's destructor panics");
+    }
+}
+
+#[test]
+fn a_blocking_output_that_panics_when_dropped_does_not_cost_the_pool_its_thread() -> io::Result<()>
+{
+    let rt = Builder::new_current_thread()
+        .max_blocking_threads(1)
+        .build()?;
+    rt.block_on(async {
+        // Nobody awaits the output: it is dropped (and panics) on the pool's thread.
+        drop(spawn_blocking(|| PanicOnDrop));
+        let next = spawn_blocking(|| 3);
+        assert_eq!(util::no_hang(next).await?.expect("task"), 3);
+        io::Result::Ok(())
+    })
+}
+
+#[test]
+fn two_spawns_in_a_row_do_not_count_on_the_same_idle_thread() -> io::Result<()> {
+    let rt = Builder::new_current_thread().build()?;
+    rt.block_on(async {
+        // One thread exists and is idle.
+        spawn_blocking(|| ()).await.expect("warm-up");
+        // A waits for B: if both were handed to the one idle thread, A would wait forever.
+        let (tx, rx) = mpsc::channel::<()>();
+        let a = spawn_blocking(move || rx.recv_timeout(util::LIMIT).is_ok());
+        let b = spawn_blocking(move || tx.send(()).is_ok());
+        assert!(util::no_hang(b).await?.expect("b"));
+        assert!(util::no_hang(a).await?.expect("a"), "A got B's message");
+        io::Result::Ok(())
+    })
+}

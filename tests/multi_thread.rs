@@ -402,3 +402,82 @@ fn a_runtime_dropped_on_its_own_worker_panics_instead_of_waiting_for_itself() ->
     );
     Ok(())
 }
+
+#[test]
+fn yield_now_on_a_worker_lets_a_queued_task_run_first() -> io::Result<()> {
+    let rt = runtime(1)?;
+    rt.block_on(async {
+        ripple::spawn(async {
+            let ran = Arc::new(AtomicBool::new(false));
+            let flag = ran.clone();
+            let other = ripple::spawn(async move { flag.store(true, Ordering::SeqCst) });
+            // The other task is queued behind this one: one yield lets it run.
+            ripple::task::yield_now().await;
+            assert!(
+                ran.load(Ordering::SeqCst),
+                "the yield went to the back of the queue"
+            );
+            other.await.expect("task");
+        })
+        .await
+        .expect("task");
+    });
+    Ok(())
+}
+
+#[test]
+fn shutdown_timeout_returns_while_a_task_blocks_its_worker() -> io::Result<()> {
+    let rt = runtime(1)?;
+    let started = Arc::new(AtomicBool::new(false));
+    let flag = started.clone();
+    let _hog = rt.spawn(async move {
+        flag.store(true, Ordering::SeqCst);
+        // A task that blocks its worker's thread (what spawn_blocking is for).
+        std::thread::sleep(Duration::from_secs(2));
+    });
+    while !started.load(Ordering::SeqCst) {
+        std::thread::yield_now();
+    }
+    let start = Instant::now();
+    rt.shutdown_timeout(Duration::from_millis(50));
+    let took = start.elapsed();
+    assert!(
+        took < Duration::from_secs(1),
+        "the shutdown waited {took:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_queued_task_dropped_at_shutdown_finds_the_runtime_in_its_destructor() -> io::Result<()> {
+    /// Records whether a runtime was current when it was dropped.
+    struct SeesRuntime(Arc<Mutex<Option<bool>>>);
+    impl Drop for SeesRuntime {
+        fn drop(&mut self) {
+            *self.0.lock().unwrap() = Some(Handle::try_current().is_some());
+        }
+    }
+    let rt = runtime(1)?;
+    let started = Arc::new(AtomicBool::new(false));
+    let flag = started.clone();
+    // Keep the only worker busy, so that the next task stays in the inject queue.
+    let _hog = rt.spawn(async move {
+        flag.store(true, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(200));
+    });
+    while !started.load(Ordering::SeqCst) {
+        std::thread::yield_now();
+    }
+    let seen = Arc::new(Mutex::new(None));
+    let guard = SeesRuntime(seen.clone());
+    let _queued = rt.handle().spawn(async move {
+        let _guard = guard;
+    });
+    drop(rt);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        Some(true),
+        "dropped, with the runtime current"
+    );
+    Ok(())
+}

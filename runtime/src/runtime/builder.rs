@@ -3,7 +3,7 @@
 use std::io;
 use std::time::Duration;
 
-use super::{Flavour, Runtime};
+use super::{Flavor, Runtime};
 use crate::scheduler::blocking::{self, BlockingPool};
 use crate::scheduler::current_thread::CurrentThread;
 use crate::scheduler::multi_thread::{self, MultiThread};
@@ -100,8 +100,8 @@ impl Builder {
         self
     }
 
-    /// How many threads the blocking pool may start at most (default 512). Work beyond that
-    /// waits for a thread to be free.
+    /// How many threads the blocking pool may start at most (default 512; at least 1, so 0 means
+    /// 1). Work beyond that waits for a thread to be free.
     pub fn max_blocking_threads(&mut self, n: usize) -> &mut Builder {
         self.max_blocking_threads = n;
         self
@@ -144,8 +144,8 @@ impl Builder {
             self.keep_alive,
             self.thread_name.clone(),
         );
-        let flavour = match self.kind {
-            Kind::CurrentThread => Flavour::CurrentThread(CurrentThread::new(
+        let flavor = match self.kind {
+            Kind::CurrentThread => Flavor::CurrentThread(CurrentThread::new(
                 self.event_interval,
                 self.trace,
                 blocking.clone(),
@@ -157,15 +157,15 @@ impl Builder {
                     trace: self.trace,
                     thread_name: self.thread_name.clone(),
                 };
-                Flavour::MultiThread(MultiThread::new(config, blocking.clone())?)
+                Flavor::MultiThread(MultiThread::new(config, blocking.clone())?)
             }
         };
-        let handle = match &flavour {
-            Flavour::CurrentThread(scheduler) => Handle::CurrentThread(scheduler.shared.clone()),
-            Flavour::MultiThread(scheduler) => Handle::MultiThread(scheduler.shared.clone()),
+        let handle = match &flavor {
+            Flavor::CurrentThread(scheduler) => Handle::CurrentThread(scheduler.shared.clone()),
+            Flavor::MultiThread(scheduler) => Handle::MultiThread(scheduler.shared.clone()),
         };
         Ok(Runtime {
-            flavour,
+            flavor,
             handle,
             blocking,
             shut_down: false,

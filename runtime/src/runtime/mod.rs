@@ -1,12 +1,15 @@
 //! Creating and configuring runtimes: [`Builder`], [`Runtime`], [`Handle`], what a runtime did
-//! ([`Metrics`]), and the free functions `spawn` and `block_on`.
+//! ([`Metrics`], [`WorkerMetrics`]), and the free functions `spawn`, `spawn_blocking` and
+//! `block_on`.
 //!
-//! This is the top layer: it picks a scheduler flavour (`scheduler/`) and hands it a driver
-//! (`driver/`), and it is the only layer that knows about all the others. A [`Runtime`] is the
-//! seeds' *event loop*: one thread that owns a run queue of tasks and an epoll reactor, and
-//! alternates between the two (`scheduler/current_thread.rs` has the loop itself).
-//! [`Runtime::block_on`] runs that loop until the future you give it completes; tasks spawned
-//! meanwhile run on the same thread. A [`Handle`] lets other threads spawn onto it.
+//! This is the top layer: it picks a scheduler flavor (`scheduler/`) and hands it a driver
+//! (`driver/`), and it is the only layer that knows about all the others. A current-thread
+//! [`Runtime`] is the seeds' *event loop*: one thread that owns a run queue of tasks and an
+//! epoll reactor, and alternates between the two (`scheduler/current_thread.rs`);
+//! [`Runtime::block_on`] runs that loop until the future you give it completes. A multi-thread
+//! runtime (`Builder::new_multi_thread`) runs the tasks on worker threads instead
+//! (`scheduler/multi_thread/`), and `block_on` only polls its own future. A [`Handle`] lets
+//! other threads spawn onto either.
 //!
 //! ```
 //! use ripple_runtime::runtime::Builder;
@@ -44,11 +47,12 @@ const DROP_BLOCKING_TIMEOUT: Duration = Duration::from_secs(10);
 /// a pool of threads for blocking work.
 ///
 /// Dropping it drops every task's future (destructors run, sockets close), and their
-/// `JoinHandle`s report cancellation; it waits up to 10 s for blocking tasks that are running
-/// (see [`shutdown_timeout`](Self::shutdown_timeout)). Wakers that outlive it do nothing.
+/// `JoinHandle`s report cancellation; it waits up to 10 s for blocking tasks that are running,
+/// and for worker threads stuck in a task that blocks them, then leaves them to finish on their
+/// own (see [`shutdown_timeout`](Self::shutdown_timeout)). Wakers that outlive it do nothing.
 pub struct Runtime {
     /// The scheduler, with the driver.
-    flavour: Flavour,
+    flavor: Flavor,
     /// The scheduler as handles see it.
     handle: SchedulerHandle,
     /// Threads for blocking work.
@@ -63,7 +67,7 @@ pub struct Runtime {
 // current-thread scheduler behind one more pointer.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
-enum Flavour {
+enum Flavor {
     /// Every task on the thread inside `block_on`.
     CurrentThread(CurrentThread),
     /// Worker threads that steal from each other.
@@ -92,11 +96,9 @@ impl Runtime {
                  blocking work) instead."
             );
         }
-        match &self.flavour {
-            Flavour::CurrentThread(scheduler) => scheduler.enter(|| scheduler.block_on(future)),
-            Flavour::MultiThread(scheduler) => {
-                scheduler::enter_async(|| scheduler.block_on(future))
-            }
+        match &self.flavor {
+            Flavor::CurrentThread(scheduler) => scheduler.enter(|| scheduler.block_on(future)),
+            Flavor::MultiThread(scheduler) => scheduler::enter_async(|| scheduler.block_on(future)),
         }
     }
 
@@ -123,18 +125,18 @@ impl Runtime {
     /// waits and their events, timers fired (on a multi-thread runtime, the sum over the
     /// workers, as of their last parks).
     pub fn metrics(&self) -> Metrics {
-        match &self.flavour {
-            Flavour::CurrentThread(scheduler) => scheduler.metrics(),
-            Flavour::MultiThread(scheduler) => scheduler.shared.metrics(),
+        match &self.flavor {
+            Flavor::CurrentThread(scheduler) => scheduler.metrics(),
+            Flavor::MultiThread(scheduler) => scheduler.shared.metrics(),
         }
     }
 
     /// What worker `index` of a multi-thread runtime has done: polls, steals, parks, and the
     /// tasks in its local queue. `None` on a current-thread runtime or past the last worker.
     pub fn worker_metrics(&self, index: usize) -> Option<WorkerMetrics> {
-        match &self.flavour {
-            Flavour::CurrentThread(_) => None,
-            Flavour::MultiThread(scheduler) => scheduler.shared.worker_metrics(index),
+        match &self.flavor {
+            Flavor::CurrentThread(_) => None,
+            Flavor::MultiThread(scheduler) => scheduler.shared.worker_metrics(index),
         }
     }
 
@@ -149,20 +151,21 @@ impl Runtime {
     /// started, and waits at most `timeout` for the blocking tasks that are running. Returns
     /// whether they all finished in time (those that did not go on, detached).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> bool {
-        self.shutdown_scheduler();
+        self.shutdown_scheduler(Some(timeout));
         self.shut_down = true;
         self.blocking.shutdown(Some(timeout))
     }
 
     /// Shuts the runtime down without waiting for running blocking tasks.
     pub fn shutdown_background(mut self) {
-        self.shutdown_scheduler();
+        self.shutdown_scheduler(Some(Duration::ZERO));
         self.shut_down = true;
         self.blocking.shutdown(Some(Duration::ZERO));
     }
 
-    /// Stops the scheduler and drops its tasks; idempotent.
-    fn shutdown_scheduler(&self) {
+    /// Stops the scheduler and drops its tasks, waiting at most `timeout` for worker threads
+    /// stuck in a task; idempotent.
+    fn shutdown_scheduler(&self, timeout: Option<Duration>) {
         if self.handle.is_own_thread() {
             panic!(
                 "ripple: a runtime was dropped (or shut down) on one of its own worker or \
@@ -170,10 +173,10 @@ impl Runtime {
                  that built it, or move it out with `shutdown_background` from elsewhere."
             );
         }
-        match &self.flavour {
+        match &self.flavor {
             // Enter the runtime so that destructors which spawn or touch timers find it.
-            Flavour::CurrentThread(scheduler) => scheduler.enter(|| scheduler.shutdown()),
-            Flavour::MultiThread(scheduler) => scheduler.shutdown(),
+            Flavor::CurrentThread(scheduler) => scheduler.enter(|| scheduler.shutdown()),
+            Flavor::MultiThread(scheduler) => scheduler.shutdown(timeout),
         }
     }
 }
@@ -181,7 +184,7 @@ impl Runtime {
 impl Drop for Runtime {
     fn drop(&mut self) {
         if !self.shut_down {
-            self.shutdown_scheduler();
+            self.shutdown_scheduler(Some(DROP_BLOCKING_TIMEOUT));
             self.blocking.shutdown(Some(DROP_BLOCKING_TIMEOUT));
         }
     }
@@ -189,15 +192,15 @@ impl Drop for Runtime {
 
 impl fmt::Debug for Runtime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.flavour {
-            Flavour::CurrentThread(scheduler) => f
+        match &self.flavor {
+            Flavor::CurrentThread(scheduler) => f
                 .debug_struct("Runtime")
-                .field("flavour", &"current_thread")
+                .field("flavor", &"current_thread")
                 .field("tasks", &scheduler.task_count())
                 .finish(),
-            Flavour::MultiThread(scheduler) => f
+            Flavor::MultiThread(scheduler) => f
                 .debug_struct("Runtime")
-                .field("flavour", &"multi_thread")
+                .field("flavor", &"multi_thread")
                 .field("workers", &scheduler.workers())
                 .finish(),
         }

@@ -15,6 +15,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
@@ -58,8 +59,12 @@ struct State {
     queue: VecDeque<(TaskRef, Handle)>,
     /// Threads alive.
     threads: usize,
-    /// Threads waiting for work.
+    /// Threads waiting for work and not yet promised any.
     idle: usize,
+    /// Wake-ups sent to idle threads for queued work and not yet taken: a spawn that finds an
+    /// idle thread promises it the work (`idle` down, `notified` up), so that two spawns in a
+    /// row do not both count on one idle thread.
+    notified: usize,
     /// The runtime shut down: no more work is taken, idle threads exit.
     shutdown: bool,
 }
@@ -136,6 +141,8 @@ impl BlockingPool {
         }
         state.queue.push_back((task, handle.clone()));
         if state.idle > 0 {
+            state.idle -= 1;
+            state.notified += 1;
             drop(state);
             self.inner.work.notify_one();
         } else if state.threads < self.inner.max_threads {
@@ -210,28 +217,39 @@ impl Inner {
     /// `keep_alive` without work, or at shutdown.
     fn run(&self) {
         let mut state = self.lock();
-        loop {
-            if let Some((task, handle)) = state.queue.pop_front() {
+        'work: loop {
+            while let Some((task, handle)) = state.queue.pop_front() {
                 drop(state);
-                // A panic in the closure is caught by the task and goes to its JoinHandle.
-                handle.enter_blocking(|| {
-                    task.run();
-                });
+                // A panic in the closure is caught by the task and goes to its JoinHandle; this
+                // catches the rest (the output's destructor, when nobody awaits it), so that a
+                // panic never ends the thread without its count.
+                let _ = catch_unwind(AssertUnwindSafe(|| {
+                    handle.enter_blocking(|| {
+                        task.run();
+                    })
+                }));
                 state = self.lock();
-                continue;
             }
             if state.shutdown {
                 break;
             }
             state.idle += 1;
-            let (next, waited) = self
-                .work
-                .wait_timeout(state, self.keep_alive)
-                .unwrap_or_else(PoisonError::into_inner);
-            state = next;
-            state.idle -= 1;
-            if waited.timed_out() && state.queue.is_empty() {
-                break;
+            loop {
+                let (next, waited) = self
+                    .work
+                    .wait_timeout(state, self.keep_alive)
+                    .unwrap_or_else(PoisonError::into_inner);
+                state = next;
+                if state.notified > 0 {
+                    // Promised work (the spawn already took this thread off `idle`).
+                    state.notified -= 1;
+                    continue 'work;
+                }
+                if state.shutdown || waited.timed_out() {
+                    state.idle -= 1;
+                    break 'work;
+                }
+                // A spurious wake-up: wait again.
             }
         }
         state.threads -= 1;

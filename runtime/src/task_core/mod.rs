@@ -46,6 +46,11 @@ pub(crate) type TaskRef = Arc<dyn Runnable>;
 pub(crate) trait Schedule: Send + Sync + 'static {
     /// Queues `task` to be polled. Called from any thread by the task's waker.
     fn schedule(&self, task: TaskRef);
+    /// Queues `task` again after a poll during which it was woken (by itself, as `yield_now`
+    /// does, or by another): it goes behind the tasks already waiting. By default, `schedule`.
+    fn reschedule(&self, task: TaskRef) {
+        self.schedule(task);
+    }
     /// Whether the calling thread is the one running this scheduler. A waker that finds it is
     /// can hand its own reference to [`Schedule::schedule_local`] instead of cloning it.
     fn is_local(&self) -> bool;
@@ -260,7 +265,7 @@ where
                 // Release the future. If it was woken while we polled, queue it again now.
                 let prev = self.state.fetch_and(!RUNNING, Ordering::AcqRel);
                 if prev & SCHEDULED != 0 {
-                    self.scheduler.schedule(self.clone());
+                    self.scheduler.reschedule(self.clone());
                 }
                 RunOutcome::Pending
             }

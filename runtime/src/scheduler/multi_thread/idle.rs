@@ -24,6 +24,15 @@ const ONE_SEARCHING: usize = 1;
 /// One worker not asleep, in the word.
 const ONE_UNPARKED: usize = 1 << UNPARKED_SHIFT;
 
+/// How a sleeping worker came to wake up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Woke {
+    /// Another thread woke it because work appeared: it counts as searching.
+    ToSearch,
+    /// An event, a timer or a spurious wake-up: it counts as awake, not searching.
+    ByItself,
+}
+
 /// The idle bookkeeping of one runtime's workers.
 #[derive(Debug)]
 pub(crate) struct Idle {
@@ -106,19 +115,19 @@ impl Idle {
         searching && prev & SEARCHING_MASK == 1
     }
 
-    /// Worker `worker` woke up. Returns `true` if someone woke it to search (it was taken off
-    /// the list and counted as searching by [`Idle::worker_to_wake`]); `false` if it woke by
-    /// itself (an I/O event, a timer), in which case it is taken off the list here and counts
-    /// as awake, not searching.
-    pub(crate) fn woke(&self, worker: usize) -> bool {
+    /// Worker `worker` woke up: says whether someone woke it to search (then
+    /// [`Idle::worker_to_wake`] already took it off the list and counted it as searching), or it
+    /// woke by itself (an I/O event, a timer: it is taken off the list here, and counts as awake,
+    /// not searching).
+    pub(crate) fn woke(&self, worker: usize) -> Woke {
         let mut sleepers = self.lock();
         match sleepers.iter().position(|&w| w == worker) {
             Some(at) => {
                 sleepers.swap_remove(at);
                 self.state.fetch_add(ONE_UNPARKED, Ordering::SeqCst);
-                false
+                Woke::ByItself
             }
-            None => true,
+            None => Woke::ToSearch,
         }
     }
 
@@ -142,7 +151,7 @@ mod tests {
         }
         let woken = idle.worker_to_wake().expect("a sleeper");
         assert_eq!(idle.worker_to_wake(), None, "one searcher is enough");
-        assert!(idle.woke(woken), "it was woken to search");
+        assert_eq!(idle.woke(woken), Woke::ToSearch);
         assert!(idle.stop_searching(), "it was the last searcher");
         assert!(
             idle.worker_to_wake().is_some(),
@@ -155,7 +164,7 @@ mod tests {
         let idle = Idle::new(2);
         assert!(!idle.sleep(1, false));
         assert!(idle.is_asleep(1));
-        assert!(!idle.woke(1), "nobody woke it: an event did");
+        assert_eq!(idle.woke(1), Woke::ByItself, "nobody woke it: an event did");
         assert!(!idle.is_asleep(1));
         assert!(idle.start_searching());
         assert!(

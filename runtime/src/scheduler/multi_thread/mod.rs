@@ -25,6 +25,7 @@ use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use futures_task::ArcWake;
 
@@ -39,7 +40,7 @@ use crate::metrics::{Counters, Metrics, WorkerMetrics};
 use crate::task_core::{new_task, JoinHandle, Runnable, Schedule, TaskRef};
 use crate::trace::trace;
 
-use idle::Idle;
+use idle::{Idle, Woke};
 use worker::{with_worker, Worker};
 
 /// A multi-thread scheduler, as its runtime owns it: the shared half and the worker threads.
@@ -84,6 +85,8 @@ pub(crate) struct Shared {
     worker_extra: Box<[Mutex<WorkerMetrics>]>,
     /// Set once the runtime is shutting down: workers empty their queues and exit.
     shutdown: AtomicBool,
+    /// How many workers have exited their loop, and where shutdown waits for them.
+    exited: (Mutex<usize>, Condvar),
     /// Polls between two looks at the driver.
     event_interval: u32,
     /// Whether to print the trace.
@@ -131,6 +134,7 @@ impl MultiThread {
                 .map(|_| Mutex::new(WorkerMetrics::default()))
                 .collect(),
             shutdown: AtomicBool::new(false),
+            exited: (Mutex::new(0), Condvar::new()),
             event_interval: config.event_interval,
             trace: config.trace,
         });
@@ -147,7 +151,7 @@ impl MultiThread {
                 Ok(thread) => scheduler.lock_threads().push(thread),
                 Err(err) => {
                     // Stop the workers started so far; then report.
-                    scheduler.shutdown();
+                    scheduler.shutdown(None);
                     return Err(err);
                 }
             }
@@ -184,25 +188,68 @@ impl MultiThread {
         })
     }
 
-    /// Stops the workers (their tasks' futures are dropped), joins them, then fails the I/O
-    /// objects and forgets the timers that outlive the runtime.
-    pub(crate) fn shutdown(&self) {
+    /// Stops the workers (their tasks' futures are dropped) and waits for them, at most
+    /// `timeout` (`None`: without limit), then fails the I/O objects and forgets the timers that
+    /// outlive the runtime. A worker stuck in a task that blocks its thread is left to finish on
+    /// its own after the timeout: it sees the shutdown when its task returns.
+    pub(crate) fn shutdown(&self, timeout: Option<Duration>) {
         let shared = &self.shared;
         if shared.shutdown.swap(true, Ordering::SeqCst) {
             return;
         }
-        for task in shared.inject.close() {
-            task.shutdown();
-        }
+        // Tasks still queued from outside are dropped here, with the runtime current, so that
+        // their destructors find it (as on a worker).
+        let handle = Handle::MultiThread(shared.clone());
+        let local = shared.driver_handle.local();
+        handle.enter(|| {
+            local.enter(|| {
+                for task in shared.inject.close() {
+                    task.shutdown();
+                }
+            })
+        });
         for remote in shared.remotes.iter() {
             remote.unparker.unpark();
         }
         let threads = std::mem::take(&mut *self.lock_threads());
-        for thread in threads {
-            // A worker that panicked has nothing more to clean up.
-            let _ = thread.join();
+        if self.wait_for_workers(threads.len(), timeout) {
+            for thread in threads {
+                // A worker that panicked has nothing more to clean up.
+                let _ = thread.join();
+            }
         }
         shared.driver_handle.shutdown();
+    }
+
+    /// Waits until `workers` workers have left their loop, at most `timeout`; returns whether
+    /// they all did.
+    fn wait_for_workers(&self, workers: usize, timeout: Option<Duration>) -> bool {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let (count, condvar) = &self.shared.exited;
+        let mut exited = count.lock().unwrap_or_else(PoisonError::into_inner);
+        while *exited < workers {
+            exited = match deadline {
+                None => condvar.wait(exited).unwrap_or_else(PoisonError::into_inner),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return false;
+                    }
+                    condvar
+                        .wait_timeout(exited, left)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+            };
+        }
+        true
+    }
+
+    /// A worker has left its loop (and dropped its tasks).
+    pub(super) fn worker_exited(shared: &Shared) {
+        let (count, condvar) = &shared.exited;
+        *count.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        condvar.notify_all();
     }
 
     /// Live tasks are not counted across workers; the runtime's `Debug` shows the workers.
@@ -212,8 +259,8 @@ impl MultiThread {
 }
 
 impl Shared {
-    /// Spawns a task, from any thread: on a worker of this runtime into its LIFO slot, elsewhere
-    /// into the inject queue (waking a worker).
+    /// Spawns a task, from any thread: on a worker of this runtime at the back of its queue
+    /// (where an idle sibling may steal it), elsewhere into the inject queue (waking a worker).
     pub(crate) fn spawn<F>(self: &Arc<Self>, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
@@ -300,6 +347,15 @@ impl Schedule for Arc<Shared> {
                 }
                 self.push_remote(task)
             }
+        });
+    }
+
+    fn reschedule(&self, task: TaskRef) {
+        with_worker(|worker| match worker {
+            // A task that was woken while it ran (a yield, say) goes behind the others, not
+            // into the LIFO slot, where it would run again at once.
+            Some(worker) if worker.is_of(self) => worker.push_woken_back(task),
+            _ => self.schedule(task),
         });
     }
 

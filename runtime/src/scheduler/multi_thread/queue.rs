@@ -226,9 +226,9 @@ impl Local {
 
 impl Steal {
     /// Steals half of this queue's tasks (rounded up) into `dst`, the thief's own queue, and
-    /// returns one of them to run at once. `None` if the queue is empty, another steal from it
-    /// is under way, or `dst` has no room for half a ring.
-    pub(crate) fn steal_into(&self, dst: &Local) -> Option<TaskRef> {
+    /// returns one of them to run at once, with how many it took. `None` if the queue is empty,
+    /// another steal from it is under way, or `dst` has no room for half a ring.
+    pub(crate) fn steal_into(&self, dst: &Local) -> Option<(TaskRef, u32)> {
         let src = &*self.0;
         let dst_inner = &*dst.inner;
         let (dst_steal, _) = unpack(dst_inner.head.load(Ordering::Acquire));
@@ -293,7 +293,7 @@ impl Steal {
         if n > 1 {
             dst_inner.tail.store(last, Ordering::Release);
         }
-        Some(task)
+        Some((task, n))
     }
 
     /// Whether the queue looks empty (it may change at once).
@@ -364,7 +364,8 @@ mod tests {
         for id in 0..5 {
             victim.push_back(task(id), &inject);
         }
-        let first = steal.steal_into(&thief).expect("a task to run");
+        let (first, taken) = steal.steal_into(&thief).expect("a task to run");
+        assert_eq!(taken, 3);
         assert_eq!(
             first.id(),
             2,
@@ -394,7 +395,7 @@ mod tests {
                     let (mine, _) = new();
                     loop {
                         let finished = done.load(Ordering::Acquire);
-                        if let Some(t) = steal.steal_into(&mine) {
+                        if let Some((t, _)) = steal.steal_into(&mine) {
                             seen[t.id() as usize].fetch_add(1, Ordering::Relaxed);
                         }
                         while let Some(t) = mine.pop() {
@@ -458,7 +459,7 @@ mod loom_models {
                 let seen = seen.clone();
                 thread::spawn(move || {
                     let (mine, _) = new();
-                    if let Some(t) = steal.steal_into(&mine) {
+                    if let Some((t, _)) = steal.steal_into(&mine) {
                         take(&seen, t);
                     }
                     while let Some(t) = mine.pop() {
@@ -494,7 +495,7 @@ mod loom_models {
                 let seen = seen.clone();
                 thread::spawn(move || {
                     let (mine, _) = new();
-                    if let Some(t) = steal.steal_into(&mine) {
+                    if let Some((t, _)) = steal.steal_into(&mine) {
                         take(&seen, t);
                     }
                     while let Some(t) = mine.pop() {

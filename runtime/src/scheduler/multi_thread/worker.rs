@@ -12,7 +12,7 @@ use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use super::queue;
-use super::Shared;
+use super::{Shared, Woke};
 use crate::context::Scoped;
 use crate::coop;
 use crate::driver::shared::{ParkedIn, Parker};
@@ -27,6 +27,17 @@ use crate::trace::trace;
 /// Polls in a row of tasks from the LIFO slot before the slot's task goes to the back of the
 /// queue instead: two tasks that keep waking each other must not starve the rest (tokio: 3).
 const MAX_LIFO_POLLS: u32 = 3;
+
+/// What a worker counts besides its `LocalCounters`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Stats {
+    /// Successful steals.
+    steals: u64,
+    /// Tasks those steals took.
+    stolen_tasks: u64,
+    /// Times the worker went to sleep.
+    parks: u64,
+}
 
 /// A worker: everything its thread owns.
 pub(crate) struct Worker {
@@ -46,12 +57,15 @@ pub(crate) struct Worker {
     driver_local: driver::Local,
     /// This worker's counts, and who is waking tasks right now.
     counters: LocalCounters,
-    /// Whether this worker is searching for work (counted in `Idle`).
+    /// Whether this worker is searching for work.
+    ///
+    /// # Invariant
+    /// True exactly while the worker is counted as searching in `Idle`.
     searching: Cell<bool>,
     /// Polls so far.
     polls: Cell<u32>,
-    /// Steals, tasks stolen and parks so far.
-    steals: Cell<(u64, u64, u64)>,
+    /// Steals and parks so far, published with the counters.
+    stats: Cell<Stats>,
     /// State of the random number generator that picks whom to steal from.
     rng: Cell<u32>,
 }
@@ -87,7 +101,7 @@ impl Worker {
             counters: LocalCounters::default(),
             searching: Cell::new(false),
             polls: Cell::new(0),
-            steals: Cell::new((0, 0, 0)),
+            stats: Cell::new(Stats::default()),
             rng: Cell::new(0x9E37_79B9 ^ (index as u32).wrapping_mul(0x85EB_CA6B) | 1),
         }
     }
@@ -119,6 +133,7 @@ impl Worker {
                         crate::scheduler::enter_async(|| {
                             self.run_loop();
                             self.shutdown();
+                            super::MultiThread::worker_exited(&self.shared);
                         })
                     })
                 })
@@ -179,14 +194,14 @@ impl Worker {
             if victim == self.index {
                 continue;
             }
-            let before = self.run_queue.len();
-            if let Some(task) = self.shared.remotes[victim]
+            if let Some((task, taken)) = self.shared.remotes[victim]
                 .steal
                 .steal_into(&self.run_queue)
             {
-                let taken = (self.run_queue.len() - before + 1) as u64;
-                let (steals, stolen, parks) = self.steals.get();
-                self.steals.set((steals + 1, stolen + taken, parks));
+                let mut stats = self.stats.get();
+                stats.steals += 1;
+                stats.stolen_tasks += u64::from(taken);
+                self.stats.set(stats);
                 if self.shared.trace {
                     trace_steal(self.index, victim, taken);
                 }
@@ -238,8 +253,9 @@ impl Worker {
     }
 
     /// Spawns `task` on this worker: recorded here, queued at the back of the local queue, where
-    /// an idle sibling may steal it (the LIFO slot, which siblings cannot reach, is kept for
-    /// wakes: a busy worker must not sit on a task that another could run).
+    /// an idle sibling may steal it. (The LIFO slot is kept for wakes. Siblings cannot reach it,
+    /// so a task that wakes another and then runs on for long holds the woken one: tokio has the
+    /// same limit.)
     pub(crate) fn spawn(&self, task: TaskRef) {
         if self.shared.is_shutdown() {
             task.shutdown();
@@ -253,6 +269,17 @@ impl Worker {
     /// Queues a task woken on this worker's thread: into the LIFO slot if a task woke it (run it
     /// next, while its data is warm), else (the driver, a timer) at the back of the queue.
     pub(crate) fn push_woken(&self, task: TaskRef) {
+        self.push_woken_where(task, true);
+    }
+
+    /// Queues a task woken while it ran: at the back of the queue.
+    pub(crate) fn push_woken_back(&self, task: TaskRef) {
+        self.push_woken_where(task, false);
+    }
+
+    /// Counts (and traces) a wake, then queues the task: into the LIFO slot if `lifo` allows it
+    /// and a task woke it, else at the back of the queue.
+    fn push_woken_where(&self, task: TaskRef, lifo: bool) {
         let source = self.counters.waking();
         self.counters.woken_by(source);
         if self.shared.trace {
@@ -262,7 +289,7 @@ impl Worker {
                 task.id()
             ));
         }
-        if source == WakeSource::Task {
+        if lifo && source == WakeSource::Task {
             self.push_lifo(task);
         } else {
             self.run_queue.push_back(task, &self.shared.inject);
@@ -299,14 +326,17 @@ impl Worker {
             .sleep(self.index, self.searching.replace(false));
         if was_last_searcher {
             // Work that appeared while this worker was the last searcher woke nobody: look once
-            // more at every queue (the idle word's SeqCst changes order this look after them).
+            // more at every queue. This fence and the one in `Idle::worker_to_wake` (after a
+            // push) order the two sides: either this look sees the work, or the pusher sees this
+            // worker asleep and wakes it.
             fence(Ordering::SeqCst);
             if self.work_is_waiting() {
                 self.shared.wake_one_worker();
             }
         }
-        let (steals, stolen, parks) = self.steals.get();
-        self.steals.set((steals, stolen, parks + 1));
+        let mut stats = self.stats.get();
+        stats.parks += 1;
+        self.stats.set(stats);
         self.publish();
         if self.shared.trace {
             trace(format_args!("worker {} sleeps", self.index));
@@ -316,7 +346,8 @@ impl Worker {
             self.check_park(parked);
         }
         // Woken to search (counted as searching already), or by an event of its own.
-        self.searching.set(self.shared.idle.woke(self.index));
+        self.searching
+            .set(self.shared.idle.woke(self.index) == Woke::ToSearch);
         if self.run_queue.len() > 1 {
             // The driver queued several tasks here: let a sibling take some.
             self.shared.wake_one_worker();
@@ -342,13 +373,13 @@ impl Worker {
     pub(crate) fn publish(&self) {
         self.counters
             .publish(&self.shared.worker_counters[self.index]);
-        let (steals, stolen_tasks, parks) = self.steals.get();
+        let stats = self.stats.get();
         let mut extra = self.shared.worker_extra[self.index]
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        extra.steals = steals;
-        extra.stolen_tasks = stolen_tasks;
-        extra.parks = parks;
+        extra.steals = stats.steals;
+        extra.stolen_tasks = stats.stolen_tasks;
+        extra.parks = stats.parks;
         extra.local_queue_len = self.run_queue.len() as u64;
     }
 
@@ -386,7 +417,7 @@ impl Worker {
 /// Prints a steal. Out of line, so the hot path only tests the flag.
 #[cold]
 #[inline(never)]
-fn trace_steal(worker: usize, victim: usize, tasks: u64) {
+fn trace_steal(worker: usize, victim: usize, tasks: u32) {
     trace(format_args!(
         "worker {worker} stole {tasks} task(s) from worker {victim}"
     ));
