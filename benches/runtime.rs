@@ -45,17 +45,29 @@ trait Rt {
     fn sleep(duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 }
 
-struct Ripple(ripple::runtime::Runtime);
+/// ripple's current-thread runtime (`WORKERS` 0), or its multi-thread one with `WORKERS`
+/// workers.
+struct Ripple<const WORKERS: usize = 0>(ripple::runtime::Runtime);
 struct Tokio(tokio::runtime::Runtime);
-/// ripple's multi-thread runtime with `N` workers.
-struct RippleMt<const N: usize>(ripple::runtime::Runtime);
 /// tokio's multi-thread runtime with 2 workers.
 struct TokioMt(tokio::runtime::Runtime);
 
-impl Rt for Ripple {
-    const NAME: &'static str = "ripple";
+impl<const WORKERS: usize> Rt for Ripple<WORKERS> {
+    const NAME: &'static str = if WORKERS == 1 {
+        "ripple_1_worker"
+    } else {
+        "ripple"
+    };
     fn new() -> Self {
-        Ripple(ripple::runtime::Runtime::new().expect("ripple runtime"))
+        let builder = match WORKERS {
+            0 => ripple::runtime::Builder::new_current_thread(),
+            n => {
+                let mut builder = ripple::runtime::Builder::new_multi_thread();
+                builder.worker_threads(n);
+                builder
+            }
+        };
+        Ripple(builder.build().expect("ripple runtime"))
     }
     fn block_on<F: Future>(&self, future: F) -> F::Output {
         self.0.block_on(future)
@@ -96,32 +108,6 @@ impl Rt for Tokio {
     }
     fn sleep(duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         Box::pin(tokio::time::sleep(duration))
-    }
-}
-
-impl<const N: usize> Rt for RippleMt<N> {
-    const NAME: &'static str = if N == 1 { "ripple_1_worker" } else { "ripple" };
-    fn new() -> Self {
-        RippleMt(
-            ripple::runtime::Builder::new_multi_thread()
-                .worker_threads(N)
-                .build()
-                .expect("ripple runtime"),
-        )
-    }
-    fn block_on<F: Future>(&self, future: F) -> F::Output {
-        self.0.block_on(future)
-    }
-    type Join = ripple::task::JoinHandle<()>;
-    type JoinError = ripple::task::JoinError;
-    fn spawn<F: Future<Output = ()> + Send + 'static>(future: F) -> Self::Join {
-        ripple::spawn(future)
-    }
-    fn yield_now() -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        Box::pin(ripple::task::yield_now())
-    }
-    fn sleep(duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        Box::pin(ripple::time::sleep(duration))
     }
 }
 
@@ -392,29 +378,29 @@ fn benches(c: &mut Criterion) {
         block_on::<Tokio>(g);
     });
     both(c, "mt_spawn_many_local", |g| {
-        spawn_many_local::<RippleMt<2>>(g);
+        spawn_many_local::<Ripple<2>>(g);
         spawn_many_local::<TokioMt>(g);
     });
     both(c, "mt_spawn_many_remote", |g| {
-        spawn_many::<RippleMt<2>>(g);
+        spawn_many::<Ripple<2>>(g);
         spawn_many::<TokioMt>(g);
     });
     both(c, "mt_yield_many", |g| {
-        yield_many::<RippleMt<2>>(g);
+        yield_many::<Ripple<2>>(g);
         yield_many::<TokioMt>(g);
     });
     both(c, "mt_ping_pong", |g| {
-        ping_pong::<RippleMt<2>>(g);
+        ping_pong::<Ripple<2>>(g);
         ping_pong::<TokioMt>(g);
     });
     both(c, "mt_chained_spawn", |g| {
-        chained_spawn::<RippleMt<2>>(g);
+        chained_spawn::<Ripple<2>>(g);
         chained_spawn::<TokioMt>(g);
     });
     both(c, "mt_cpu_scaling", |g| {
         g.sample_size(10);
-        cpu_scaling::<RippleMt<1>>(g);
-        cpu_scaling::<RippleMt<2>>(g);
+        cpu_scaling::<Ripple<1>>(g);
+        cpu_scaling::<Ripple<2>>(g);
     });
 }
 
