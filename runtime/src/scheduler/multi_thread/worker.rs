@@ -289,7 +289,11 @@ impl Worker {
                 task.id()
             ));
         }
-        if lifo && source == WakeSource::Task {
+        if !lifo {
+            // A task that was woken while it ran is no new work: it was running here a moment
+            // ago, so waking a sibling for it would only make the two race for it.
+            self.run_queue.push_back(task, &self.shared.inject);
+        } else if source == WakeSource::Task {
             self.push_lifo(task);
         } else {
             self.run_queue.push_back(task, &self.shared.inject);
