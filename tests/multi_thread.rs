@@ -75,11 +75,19 @@ fn a_task_spawned_on_a_busy_worker_is_stolen_by_an_idle_one() -> io::Result<()> 
         .expect("task")
     });
     assert!(stolen, "the task ran on the idle worker");
-    let steals: u64 = (0..2)
-        .filter_map(|i| rt.worker_metrics(i))
-        .map(|m| m.steals)
-        .sum();
-    assert!(steals >= 1, "the steal was counted");
+    // A worker publishes its counts when it next sleeps: wait for that.
+    let deadline = Instant::now() + util::LIMIT;
+    loop {
+        let steals: u64 = (0..2)
+            .filter_map(|i| rt.worker_metrics(i))
+            .map(|m| m.steals)
+            .sum();
+        if steals >= 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the steal was never counted");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     assert!(rt.worker_metrics(2).is_none());
     Ok(())
 }
