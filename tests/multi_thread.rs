@@ -330,8 +330,19 @@ fn an_idle_runtime_uses_no_cpu() -> io::Result<()> {
     let rt = runtime(2)?;
     rt.block_on(async { ripple::spawn(async {}).await })
         .expect("task");
-    // Let the workers finish their last park (and publish what they did before it).
-    std::thread::sleep(Duration::from_millis(50));
+    // Let the workers finish their last park (and publish what they did before it): wait until
+    // the counts stop moving.
+    let deadline = Instant::now() + util::LIMIT;
+    let mut last = rt.metrics();
+    loop {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = rt.metrics();
+        if now == last {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the counts never settled");
+        last = now;
+    }
     let polls_before = rt.metrics().polls;
     let parks_before: u64 = (0..2)
         .filter_map(|i| rt.worker_metrics(i))
