@@ -48,9 +48,9 @@ trait Rt {
 /// ripple's current-thread runtime (`WORKERS` 0), or its multi-thread one with `WORKERS`
 /// workers.
 struct Ripple<const WORKERS: usize = 0>(ripple::runtime::Runtime);
-struct Tokio(tokio::runtime::Runtime);
-/// tokio's multi-thread runtime with 2 workers.
-struct TokioMt(tokio::runtime::Runtime);
+/// tokio's current-thread runtime (`WORKERS` 0), or its multi-thread one with `WORKERS`
+/// workers.
+struct Tokio<const WORKERS: usize = 0>(tokio::runtime::Runtime);
 
 impl<const WORKERS: usize> Rt for Ripple<WORKERS> {
     const NAME: &'static str = if WORKERS == 1 {
@@ -85,42 +85,24 @@ impl<const WORKERS: usize> Rt for Ripple<WORKERS> {
     }
 }
 
-impl Rt for Tokio {
+impl<const WORKERS: usize> Rt for Tokio<WORKERS> {
     const NAME: &'static str = "tokio";
     fn new() -> Self {
-        Tokio(
-            tokio::runtime::Builder::new_current_thread()
-                .enable_time()
-                .build()
-                .expect("tokio runtime"),
-        )
-    }
-    fn block_on<F: Future>(&self, future: F) -> F::Output {
-        self.0.block_on(future)
-    }
-    type Join = tokio::task::JoinHandle<()>;
-    type JoinError = tokio::task::JoinError;
-    fn spawn<F: Future<Output = ()> + Send + 'static>(future: F) -> Self::Join {
-        tokio::spawn(future)
-    }
-    fn yield_now() -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        Box::pin(tokio::task::yield_now())
-    }
-    fn sleep(duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        Box::pin(tokio::time::sleep(duration))
-    }
-}
-
-impl Rt for TokioMt {
-    const NAME: &'static str = "tokio";
-    fn new() -> Self {
-        TokioMt(
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("tokio runtime"),
-        )
+        // The current-thread runtime with timers only, as these groups have always measured it
+        // (it then parks on a futex, not in epoll); the multi-thread one with everything.
+        let mut builder = match WORKERS {
+            0 => {
+                let mut builder = tokio::runtime::Builder::new_current_thread();
+                builder.enable_time();
+                builder
+            }
+            n => {
+                let mut builder = tokio::runtime::Builder::new_multi_thread();
+                builder.worker_threads(n).enable_all();
+                builder
+            }
+        };
+        Tokio(builder.build().expect("tokio runtime"))
     }
     fn block_on<F: Future>(&self, future: F) -> F::Output {
         self.0.block_on(future)
@@ -379,23 +361,23 @@ fn benches(c: &mut Criterion) {
     });
     both(c, "mt_spawn_many_local", |g| {
         spawn_many_local::<Ripple<2>>(g);
-        spawn_many_local::<TokioMt>(g);
+        spawn_many_local::<Tokio<2>>(g);
     });
     both(c, "mt_spawn_many_remote", |g| {
         spawn_many::<Ripple<2>>(g);
-        spawn_many::<TokioMt>(g);
+        spawn_many::<Tokio<2>>(g);
     });
     both(c, "mt_yield_many", |g| {
         yield_many::<Ripple<2>>(g);
-        yield_many::<TokioMt>(g);
+        yield_many::<Tokio<2>>(g);
     });
     both(c, "mt_ping_pong", |g| {
         ping_pong::<Ripple<2>>(g);
-        ping_pong::<TokioMt>(g);
+        ping_pong::<Tokio<2>>(g);
     });
     both(c, "mt_chained_spawn", |g| {
         chained_spawn::<Ripple<2>>(g);
-        chained_spawn::<TokioMt>(g);
+        chained_spawn::<Tokio<2>>(g);
     });
     both(c, "mt_cpu_scaling", |g| {
         g.sample_size(10);

@@ -445,6 +445,26 @@ mod loom_models {
         seen[task.id() as usize].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A thread that steals once from `steal` into a queue of its own and takes all it got.
+    fn steal_all_in_a_thread(steal: Steal, seen: Arc<Vec<AtomicUsize>>) -> thread::JoinHandle<()> {
+        thread::spawn(move || {
+            let (mine, _) = new();
+            if let Some((t, _)) = steal.steal_into(&mine) {
+                take(&seen, t);
+            }
+            while let Some(t) = mine.pop() {
+                take(&seen, t);
+            }
+        })
+    }
+
+    /// Checks that every task was taken exactly once.
+    fn assert_each_taken_once(seen: &[AtomicUsize]) {
+        for (id, n) in seen.iter().enumerate() {
+            assert_eq!(n.load(Ordering::Relaxed), 1, "task {id}");
+        }
+    }
+
     #[test]
     fn loom_a_steal_racing_the_owners_pops_takes_every_task_once() {
         crate::loom::model(|| {
@@ -455,18 +475,7 @@ mod loom_models {
             }
             let seen: Arc<Vec<AtomicUsize>> =
                 Arc::new((0..3).map(|_| AtomicUsize::new(0)).collect());
-            let thief = {
-                let seen = seen.clone();
-                thread::spawn(move || {
-                    let (mine, _) = new();
-                    if let Some((t, _)) = steal.steal_into(&mine) {
-                        take(&seen, t);
-                    }
-                    while let Some(t) = mine.pop() {
-                        take(&seen, t);
-                    }
-                })
-            };
+            let thief = steal_all_in_a_thread(steal, seen.clone());
             while let Some(t) = owner.pop() {
                 take(&seen, t);
             }
@@ -474,9 +483,7 @@ mod loom_models {
             while let Some(t) = owner.pop() {
                 take(&seen, t);
             }
-            for (id, n) in seen.iter().enumerate() {
-                assert_eq!(n.load(Ordering::Relaxed), 1, "task {id}");
-            }
+            assert_each_taken_once(&seen);
         });
     }
 
@@ -491,18 +498,7 @@ mod loom_models {
             }
             let seen: Arc<Vec<AtomicUsize>> =
                 Arc::new((0..total).map(|_| AtomicUsize::new(0)).collect());
-            let thief = {
-                let seen = seen.clone();
-                thread::spawn(move || {
-                    let (mine, _) = new();
-                    if let Some((t, _)) = steal.steal_into(&mine) {
-                        take(&seen, t);
-                    }
-                    while let Some(t) = mine.pop() {
-                        take(&seen, t);
-                    }
-                })
-            };
+            let thief = steal_all_in_a_thread(steal, seen.clone());
             // The ring is full: this push moves half of it to the inject queue, unless the
             // steal made room first.
             owner.push_back(task(u64::from(CAPACITY)), &inject);
@@ -513,9 +509,7 @@ mod loom_models {
             while let Some(t) = inject.pop() {
                 take(&seen, t);
             }
-            for (id, n) in seen.iter().enumerate() {
-                assert_eq!(n.load(Ordering::Relaxed), 1, "task {id}");
-            }
+            assert_each_taken_once(&seen);
         });
     }
 }
