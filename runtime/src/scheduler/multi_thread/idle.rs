@@ -179,6 +179,7 @@ mod loom_models {
     use super::*;
     use crate::loom::thread;
     use crate::scheduler::inject::Inject;
+    use crate::scheduler::multi_thread::queue;
     use crate::task_core::new_task;
     use crate::testing::Nowhere;
     use std::sync::Arc;
@@ -207,6 +208,42 @@ mod loom_models {
             assert!(
                 found || woken == Some(0),
                 "the task waits in the queue while its only worker sleeps"
+            );
+        });
+    }
+
+    /// The same race as the model above, but with the push a busy worker makes for a task it
+    /// spawns or wakes (`Worker::spawn`): onto its own ring, not the inject queue. The ring's
+    /// tail is a plain release store, so only the two `SeqCst` fences (the pusher's in
+    /// `Idle::worker_to_wake`, the sleeper's in `Worker::sleep`) keep the sleeper from missing
+    /// the task while the pusher misses the sleeper.
+    #[test]
+    fn loom_work_pushed_onto_a_workers_own_ring_as_the_last_searcher_sleeps_is_never_stranded() {
+        crate::loom::model(|| {
+            // Worker 0 runs a task; worker 1 is the only searcher.
+            let idle = Arc::new(Idle::new(2));
+            let inject = Arc::new(Inject::default());
+            let (local, steal) = queue::new();
+            assert!(idle.start_searching());
+            // Worker 0 queues a task on its own ring, then wakes a worker if none searches.
+            let pusher = {
+                let (idle, inject) = (idle.clone(), inject.clone());
+                thread::spawn(move || {
+                    local.push_back(new_task(async {}, Arc::new(Nowhere), 1).0, &inject);
+                    // The ring comes back with the answer: dropping it here would pop the task
+                    // while the sleeper looks, a race that is not the one modelled.
+                    (idle.worker_to_wake(), local)
+                })
+            };
+            // Worker 1 found nothing and goes to sleep; as the last searcher it looks once more
+            // at every queue, its sibling's ring included (as `Worker::sleep` does).
+            let last = idle.sleep(1, true);
+            crate::loom::sync::atomic::fence(Ordering::SeqCst);
+            let found = last && (!steal.is_empty() || !inject.is_empty());
+            let (woken, _local) = pusher.join().expect("the pusher does not panic");
+            assert!(
+                found || woken == Some(1),
+                "the task waits on a busy worker's ring while the only other worker sleeps"
             );
         });
     }
