@@ -13,11 +13,15 @@
 //! - `block_on`: `block_on` of a future that is ready at once, on an existing runtime.
 //!
 //! The `mt_*` groups run ripple's multi-thread runtime against tokio's, both with 2 workers, on
-//! the shapes of tokio's `benches/rt_multi_threaded.rs`:
+//! the code of tokio's `benches/rt_multi_threaded.rs` (module `mt` below), where the thread that
+//! starts the work waits on a `std::sync::mpsc` channel and the workers do all of it:
 //!
-//! - `mt_spawn_many_local`: a task on a worker spawns 10,000 tasks and awaits them;
-//! - `mt_spawn_many_remote`: the `block_on` thread (not a worker) does the same;
-//! - `mt_yield_many`, `mt_ping_pong`, `mt_chained_spawn`: as above, on the workers;
+//! - `mt_spawn_many_local`: `block_on` spawns 10,000 tasks; the last one to run signals;
+//! - `mt_spawn_many_remote` (tokio's `spawn_many_remote_idle`): 10,000 tasks spawned through
+//!   the runtime object from outside, then awaited in `block_on`;
+//! - `mt_yield_many`: 200 tasks spawned from outside, each yielding 1,000 times;
+//! - `mt_ping_pong`: 1,000 tasks, each spawning a partner and trading a ping and a pong with it;
+//! - `mt_chained_spawn`: a chain of 1,000 tasks, each spawning the next;
 //! - `mt_cpu_scaling`: 64 tasks of pure computation on 1 and on 2 workers (ripple only: the
 //!   ratio of the two times is the scaling).
 
@@ -41,6 +45,8 @@ trait Rt {
     /// Why a task has no output.
     type JoinError: std::fmt::Debug + Send;
     fn spawn<F: Future<Output = ()> + Send + 'static>(future: F) -> Self::Join;
+    /// Spawns from outside the runtime, through the runtime object (`Runtime::spawn`).
+    fn spawn_outside<F: Future<Output = ()> + Send + 'static>(&self, future: F) -> Self::Join;
     fn yield_now() -> Pin<Box<dyn Future<Output = ()> + Send>>;
     fn sleep(duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 }
@@ -77,6 +83,9 @@ impl<const WORKERS: usize> Rt for Ripple<WORKERS> {
     fn spawn<F: Future<Output = ()> + Send + 'static>(future: F) -> Self::Join {
         ripple::spawn(future)
     }
+    fn spawn_outside<F: Future<Output = ()> + Send + 'static>(&self, future: F) -> Self::Join {
+        self.0.spawn(future)
+    }
     fn yield_now() -> Pin<Box<dyn Future<Output = ()> + Send>> {
         Box::pin(ripple::task::yield_now())
     }
@@ -112,6 +121,9 @@ impl<const WORKERS: usize> Rt for Tokio<WORKERS> {
     fn spawn<F: Future<Output = ()> + Send + 'static>(future: F) -> Self::Join {
         tokio::spawn(future)
     }
+    fn spawn_outside<F: Future<Output = ()> + Send + 'static>(&self, future: F) -> Self::Join {
+        self.0.spawn(future)
+    }
     fn yield_now() -> Pin<Box<dyn Future<Output = ()> + Send>> {
         Box::pin(tokio::task::yield_now())
     }
@@ -120,27 +132,155 @@ impl<const WORKERS: usize> Rt for Tokio<WORKERS> {
     }
 }
 
-/// Spawns 10,000 empty tasks from inside a task (on a worker) and awaits them.
-fn spawn_many_local<R: Rt>(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>) {
-    let rt = R::new();
-    group.bench_function(R::NAME, |b| {
-        b.iter(|| {
-            rt.block_on(async {
-                R::spawn(async {
-                    let handles: Vec<_> = (0..10_000).map(|_| R::spawn(async {})).collect();
-                    for handle in handles {
+/// The `mt_*` shapes: tokio's `benches/rt_multi_threaded.rs`, line for line, with the oneshot
+/// channel below in place of tokio's (the same channel for both runtimes). As there, the thread
+/// outside the workers waits on a `std::sync::mpsc` channel, even inside `block_on`: the workers
+/// do all the work.
+mod mt {
+    use super::*;
+    use std::sync::mpsc;
+
+    /// Tasks spawned, and pings sent, per iteration.
+    const NUM_SPAWN: usize = 10_000;
+    const NUM_PINGS: usize = 1_000;
+    /// `yield_many`'s tasks and each one's yields.
+    const TASKS: usize = 200;
+    const NUM_YIELD: usize = 1_000;
+    /// `chained_spawn`'s chain length.
+    const ITER: usize = 1_000;
+
+    /// tokio's `spawn_many_local`: `block_on` spawns 10,000 tasks; the last to run signals.
+    pub(super) fn spawn_many_local<R: Rt>(group: &mut Group<'_>) {
+        let rt = R::new();
+        let (tx, rx) = mpsc::sync_channel(1000);
+        let rem = Arc::new(AtomicUsize::new(0));
+        group.bench_function(R::NAME, |b| {
+            b.iter(|| {
+                rem.store(NUM_SPAWN, Ordering::Relaxed);
+                rt.block_on(async {
+                    for _ in 0..NUM_SPAWN {
+                        let tx = tx.clone();
+                        let rem = rem.clone();
+                        drop(R::spawn(async move {
+                            if 1 == rem.fetch_sub(1, Ordering::Relaxed) {
+                                tx.send(()).expect("receiver alive");
+                            }
+                        }));
+                    }
+                    rx.recv().expect("sender alive");
+                })
+            })
+        });
+    }
+
+    /// tokio's `spawn_many_remote_idle`: 10,000 tasks spawned from outside through the runtime
+    /// object, then awaited in `block_on`.
+    pub(super) fn spawn_many_remote<R: Rt>(group: &mut Group<'_>) {
+        let rt = R::new();
+        let mut handles = Vec::with_capacity(NUM_SPAWN);
+        group.bench_function(R::NAME, |b| {
+            b.iter(|| {
+                for _ in 0..NUM_SPAWN {
+                    handles.push(rt.spawn_outside(async {}));
+                }
+                rt.block_on(async {
+                    for handle in handles.drain(..) {
                         handle.await.expect("task completes");
                     }
                 })
-                .await
-                .expect("task completes");
             })
-        })
-    });
+        });
+    }
+
+    /// tokio's `yield_many`: 200 tasks spawned from outside, each yielding 1,000 times.
+    pub(super) fn yield_many<R: Rt>(group: &mut Group<'_>) {
+        let rt = R::new();
+        let (tx, rx) = mpsc::sync_channel(TASKS);
+        group.bench_function(R::NAME, |b| {
+            b.iter(|| {
+                for _ in 0..TASKS {
+                    let tx = tx.clone();
+                    drop(rt.spawn_outside(async move {
+                        for _ in 0..NUM_YIELD {
+                            R::yield_now().await;
+                        }
+                        tx.send(()).expect("receiver alive");
+                    }));
+                }
+                for _ in 0..TASKS {
+                    rx.recv().expect("sender alive");
+                }
+            })
+        });
+    }
+
+    /// tokio's `ping_pong`: a task spawns 1,000 tasks, each of which spawns a partner and
+    /// trades one ping and one pong with it.
+    pub(super) fn ping_pong<R: Rt>(group: &mut Group<'_>) {
+        let rt = R::new();
+        let (done_tx, done_rx) = mpsc::sync_channel(1000);
+        let rem = Arc::new(AtomicUsize::new(0));
+        group.bench_function(R::NAME, |b| {
+            b.iter(|| {
+                let done_tx = done_tx.clone();
+                let rem = rem.clone();
+                rem.store(NUM_PINGS, Ordering::Relaxed);
+                rt.block_on(async {
+                    drop(R::spawn(async move {
+                        for _ in 0..NUM_PINGS {
+                            let rem = rem.clone();
+                            let done_tx = done_tx.clone();
+                            drop(R::spawn(async move {
+                                let (tx1, rx1) = oneshot::<()>();
+                                let (tx2, rx2) = oneshot::<()>();
+                                drop(R::spawn(async move {
+                                    rx1.await;
+                                    tx2.send(());
+                                }));
+                                tx1.send(());
+                                rx2.await;
+                                if 1 == rem.fetch_sub(1, Ordering::Relaxed) {
+                                    done_tx.send(()).expect("receiver alive");
+                                }
+                            }));
+                        }
+                    }));
+                    done_rx.recv().expect("sender alive");
+                })
+            })
+        });
+    }
+
+    /// tokio's `chained_spawn`: a chain of 1,000 tasks, each spawning the next; the last
+    /// signals.
+    pub(super) fn chained_spawn<R: Rt>(group: &mut Group<'_>) {
+        /// Spawns the next link until `n` reaches zero, then signals `done`.
+        fn iter<R: Rt>(done: mpsc::SyncSender<()>, n: usize) {
+            if n == 0 {
+                done.send(()).expect("receiver alive");
+            } else {
+                drop(R::spawn(async move { iter::<R>(done, n - 1) }));
+            }
+        }
+        let rt = R::new();
+        let (done_tx, done_rx) = mpsc::sync_channel(1000);
+        group.bench_function(R::NAME, |b| {
+            b.iter(|| {
+                let done_tx = done_tx.clone();
+                rt.block_on(async {
+                    drop(R::spawn(async move { iter::<R>(done_tx, ITER) }));
+                    done_rx.recv().expect("sender alive");
+                })
+            })
+        });
+    }
 }
 
+/// A criterion group measuring wall time.
+type Group<'a> = BenchmarkGroup<'a, criterion::measurement::WallTime>;
+
 /// The same CPU work (64 tasks, each a loop of arithmetic) on the runtime's workers.
-fn cpu_scaling<R: Rt>(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+fn cpu_scaling<R: Rt>(group: &mut Group<'_>) {
     let rt = R::new();
     group.bench_function(R::NAME, |b| {
         b.iter(|| {
@@ -165,17 +305,13 @@ fn cpu_scaling<R: Rt>(group: &mut BenchmarkGroup<'_, criterion::measurement::Wal
 }
 
 /// Runs `bench` for both runtimes in one criterion group.
-fn both(
-    c: &mut Criterion,
-    name: &str,
-    bench: fn(&mut BenchmarkGroup<'_, criterion::measurement::WallTime>),
-) {
+fn both(c: &mut Criterion, name: &str, bench: fn(&mut Group<'_>)) {
     let mut group = c.benchmark_group(name);
     bench(&mut group);
     group.finish();
 }
 
-fn spawn_many<R: Rt>(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+fn spawn_many<R: Rt>(group: &mut Group<'_>) {
     let rt = R::new();
     group.bench_function(R::NAME, |b| {
         b.iter(|| {
@@ -189,7 +325,7 @@ fn spawn_many<R: Rt>(group: &mut BenchmarkGroup<'_, criterion::measurement::Wall
     });
 }
 
-fn chained_spawn<R: Rt>(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+fn chained_spawn<R: Rt>(group: &mut Group<'_>) {
     /// Spawns the next link until `left` reaches zero, then signals `done`.
     fn link<R: Rt>(left: usize, done: Sender<()>) {
         if left == 0 {
@@ -210,7 +346,7 @@ fn chained_spawn<R: Rt>(group: &mut BenchmarkGroup<'_, criterion::measurement::W
     });
 }
 
-fn yield_many<R: Rt>(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+fn yield_many<R: Rt>(group: &mut Group<'_>) {
     let rt = R::new();
     group.bench_function(R::NAME, |b| {
         b.iter(|| {
@@ -240,7 +376,7 @@ struct Ping {
     next: Receiver<Ping>,
 }
 
-fn ping_pong<R: Rt>(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+fn ping_pong<R: Rt>(group: &mut Group<'_>) {
     let rt = R::new();
     group.bench_function(R::NAME, |b| {
         b.iter(|| {
@@ -270,7 +406,7 @@ fn ping_pong<R: Rt>(group: &mut BenchmarkGroup<'_, criterion::measurement::WallT
     });
 }
 
-fn remote_wake<R: Rt>(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+fn remote_wake<R: Rt>(group: &mut Group<'_>) {
     let rt = R::new();
     group.bench_function(R::NAME, |b| {
         b.iter(|| {
@@ -287,7 +423,7 @@ fn remote_wake<R: Rt>(group: &mut BenchmarkGroup<'_, criterion::measurement::Wal
     });
 }
 
-fn timers_create_drop<R: Rt>(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+fn timers_create_drop<R: Rt>(group: &mut Group<'_>) {
     let rt = R::new();
     group.bench_function(R::NAME, |b| {
         b.iter(|| {
@@ -302,7 +438,7 @@ fn timers_create_drop<R: Rt>(group: &mut BenchmarkGroup<'_, criterion::measureme
     });
 }
 
-fn timers_fire<R: Rt>(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+fn timers_fire<R: Rt>(group: &mut Group<'_>) {
     let rt = R::new();
     group.bench_function(R::NAME, |b| {
         b.iter(|| {
@@ -318,7 +454,7 @@ fn timers_fire<R: Rt>(group: &mut BenchmarkGroup<'_, criterion::measurement::Wal
     });
 }
 
-fn block_on<R: Rt>(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+fn block_on<R: Rt>(group: &mut Group<'_>) {
     let rt = R::new();
     group.bench_function(R::NAME, |b| {
         b.iter(|| rt.block_on(async { std::hint::black_box(1) }))
@@ -360,24 +496,24 @@ fn benches(c: &mut Criterion) {
         block_on::<Tokio>(g);
     });
     both(c, "mt_spawn_many_local", |g| {
-        spawn_many_local::<Ripple<2>>(g);
-        spawn_many_local::<Tokio<2>>(g);
+        mt::spawn_many_local::<Ripple<2>>(g);
+        mt::spawn_many_local::<Tokio<2>>(g);
     });
     both(c, "mt_spawn_many_remote", |g| {
-        spawn_many::<Ripple<2>>(g);
-        spawn_many::<Tokio<2>>(g);
+        mt::spawn_many_remote::<Ripple<2>>(g);
+        mt::spawn_many_remote::<Tokio<2>>(g);
     });
     both(c, "mt_yield_many", |g| {
-        yield_many::<Ripple<2>>(g);
-        yield_many::<Tokio<2>>(g);
+        mt::yield_many::<Ripple<2>>(g);
+        mt::yield_many::<Tokio<2>>(g);
     });
     both(c, "mt_ping_pong", |g| {
-        ping_pong::<Ripple<2>>(g);
-        ping_pong::<Tokio<2>>(g);
+        mt::ping_pong::<Ripple<2>>(g);
+        mt::ping_pong::<Tokio<2>>(g);
     });
     both(c, "mt_chained_spawn", |g| {
-        chained_spawn::<Ripple<2>>(g);
-        chained_spawn::<Tokio<2>>(g);
+        mt::chained_spawn::<Ripple<2>>(g);
+        mt::chained_spawn::<Tokio<2>>(g);
     });
     both(c, "mt_cpu_scaling", |g| {
         g.sample_size(10);
