@@ -69,9 +69,8 @@ pub struct Metrics {
     /// Wakes from another OS thread, or from outside the runtime (a spawn from a
     /// [`Handle`](crate::runtime::Handle) there, or before `block_on` runs).
     pub wakes_by_thread: u64,
-    /// Looks at epoll: blocking waits, and the non-blocking checks a busy runtime makes every
-    /// 61 polls (each a `poll(2)` on the epoll instance, and an `epoll_wait` only if something
-    /// is ready).
+    /// Looks at epoll (each one `epoll_wait`): blocking waits, and the non-blocking checks a
+    /// busy runtime makes every 61 polls.
     pub epoll_waits: u64,
     /// I/O events those waits returned.
     pub events: u64,

@@ -20,17 +20,13 @@
 pub(crate) mod shared;
 
 use std::io;
-use std::num::NonZeroUsize;
-use std::os::fd::AsRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::task::Waker;
 use std::time::Duration;
 
-use polling::Events;
-
 use crate::metrics::{LocalCounters, WakeSource};
-use crate::reactor::{self, Drained, Reactor, SourceKey, READABLE, WRITABLE};
+use crate::reactor::{self, Drained, Events, Reactor, SourceKey, READABLE, WRITABLE};
 use crate::time;
 use crate::trace::trace;
 
@@ -78,7 +74,7 @@ impl Driver {
         let time = time::Handle::new(futures_task::waker(io.clone()));
         Ok(Driver {
             handle: Handle { io, time },
-            events: Events::with_capacity(NonZeroUsize::new(1024).expect("1024 is not zero")),
+            events: Events::new(),
             wakers: Vec::new(),
             drained: Drained::default(),
             tick: 0,
@@ -94,8 +90,7 @@ impl Driver {
     /// zero timeout only looks), and wakes the tasks they release. `local` is the calling
     /// thread's part of the driver; `counters`, its counters, which also say who is waking.
     ///
-    /// Fails only if the poller itself is broken (epoll_wait, or the timerfd and eventfd
-    /// bookkeeping `polling` does around it).
+    /// Fails only if the poller itself is broken (`epoll_wait` fails).
     #[inline]
     pub(crate) fn park(
         &mut self,
@@ -126,20 +121,12 @@ impl Driver {
             timeout = Some(Duration::ZERO);
         }
 
-        // 3. Wait. `polling`'s wait costs five syscalls even when it must not block (it re-arms
-        //    a timerfd and its eventfd around `epoll_wait`). A busy runtime looks every 61
-        //    polls, so first ask the epoll instance itself, with one `poll(2)`, whether anything
-        //    is ready.
-        events.clear();
-        if timeout != Some(Duration::ZERO) || anything_ready(reactor) {
-            let waited = reactor.poller.wait(events, timeout);
-            time.after_park();
-            waited?;
-            if reactor.trace {
-                trace_wait(timeout, events.len());
-            }
-        } else {
-            time.after_park();
+        // 3. Wait: one epoll_wait (`reactor/epoll.rs`); a zero timeout only looks.
+        let waited = reactor.wait(events, timeout);
+        time.after_park();
+        waited?;
+        if reactor.trace && (timeout != Some(Duration::ZERO) || events.len() > 0) {
+            trace_wait(timeout, events.len());
         }
 
         // 4. Dispatch: each event sets its source's readiness and wakes the task parked there.
@@ -148,7 +135,8 @@ impl Driver {
         for event in events.iter() {
             count += 1;
             // SAFETY: epoll reports only keys this reactor gave it (`Reactor::add`), and
-            // `polling` drops its own; the runtime is not used across a `fork`.
+            // `Events::iter` drops the reactor's and `polling`'s own; the runtime is not used
+            // across a `fork`.
             let key = unsafe { SourceKey::from_epoll(event.key) };
             let Some(io) = reactor.source(key) else {
                 if reactor.trace {
@@ -156,8 +144,8 @@ impl Driver {
                 }
                 continue;
             };
-            // `polling` reports hang-up and error as both readable and writable, so both
-            // directions wake and see the error from their next read or write.
+            // A hang-up or an error is both readable and writable (`reactor/epoll.rs`), so
+            // both directions wake and see the error from their next read or write.
             let ready = (if event.readable { READABLE } else { 0 })
                 | (if event.writable { WRITABLE } else { 0 });
             if reactor.trace {
@@ -273,20 +261,6 @@ fn fire_timers(wakers: &mut Vec<Waker>, counters: &LocalCounters, trace_on: bool
     }
     counters.set_waking(WakeSource::Timer);
     wake_all(wakers);
-}
-
-/// Whether the epoll instance has events to report (or `poll` failed, in which case only a
-/// real wait can tell). An epoll fd is itself pollable: readable while its ready list is not
-/// empty, which includes a pending notify.
-fn anything_ready(reactor: &Reactor) -> bool {
-    let mut pollfd = libc::pollfd {
-        fd: reactor.poller.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: `pollfd` is one valid, exclusively borrowed entry, and a zero timeout makes the
-    // call return at once; the poller's fd is open for as long as `reactor` lives.
-    unsafe { libc::poll(&mut pollfd, 1, 0) != 0 }
 }
 
 /// Wakes every waker in `wakers`, emptying it. A waker that panics is contained, so one

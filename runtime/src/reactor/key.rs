@@ -55,8 +55,8 @@ impl SourceKey {
     ///
     /// # Safety
     /// `key` must be the value of a [`SourceKey::get`] that was handed to this reactor's epoll:
-    /// epoll reports only what it was given, and `polling` drops the keys it uses itself.
-    /// (Which also means a runtime must not be used on both sides of a `fork`: the child's
+    /// epoll reports only what it was given, and `Events::iter` drops the keys that are not
+    /// sources' (the reactor's own wake-up, `polling`'s notifier). (Which also means a runtime must not be used on both sides of a `fork`: the child's
     /// epoll would report the parent's keys.)
     #[inline]
     pub(crate) unsafe fn from_epoll(key: usize) -> SourceKey {

@@ -38,6 +38,7 @@
 //! .unwrap();
 //! ```
 
+mod epoll;
 mod key;
 mod source;
 mod waker_slot;
@@ -50,12 +51,14 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use polling::{Event, PollMode, Poller};
 
 use crate::context::Scoped;
 use crate::trace::trace;
 
+pub(crate) use epoll::Events;
 pub(crate) use key::SourceKey;
 pub use source::{Async, Interest, ReadyEvent};
 pub(crate) use source::{ScheduledIo, READABLE, WRITABLE};
@@ -63,9 +66,11 @@ pub(crate) use source::{ScheduledIo, READABLE, WRITABLE};
 /// One epoll instance and the sources registered in it.
 #[derive(Debug)]
 pub(crate) struct Reactor {
-    /// The `polling` poller (epoll on Linux). The driver waits on it; sources are added to it
-    /// here.
+    /// The `polling` poller (epoll on Linux): sources are added to it here, and the driver
+    /// waits on its epoll instance (`epoll.rs`).
     pub(crate) poller: Poller,
+    /// The eventfd that interrupts the driver's wait.
+    wake: epoll::Wake,
     /// Every source this reactor has allocated. Locked when a source is added or deleted, and
     /// at shutdown; never per event.
     registry: Mutex<Registry>,
@@ -221,8 +226,10 @@ impl Local {
 impl Reactor {
     /// Creates the epoll instance.
     pub(crate) fn new(trace: bool) -> io::Result<Self> {
+        let poller = Poller::new()?;
         Ok(Reactor {
-            poller: Poller::new()?,
+            wake: epoll::Wake::new(&poller)?,
+            poller,
             registry: Mutex::new(Registry::default()),
             drained: Mutex::new(Drained::default()),
             has_drained: AtomicBool::new(false),
@@ -375,10 +382,17 @@ impl Reactor {
         self.drained.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Wakes a thread blocked in epoll on this reactor. Cheap when already notified.
+    /// Wakes a thread blocked in epoll on this reactor (or the next one to wait). Cheap when
+    /// already notified.
     pub(crate) fn notify(&self) {
-        // An error here means the eventfd is full, which already guarantees a wake-up.
-        let _ = self.poller.notify();
+        self.wake.notify();
+    }
+
+    /// Waits for events at most `timeout` (`None`: no limit; zero: only look), into `events`.
+    /// Fails only if epoll itself does.
+    #[inline]
+    pub(crate) fn wait(&self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
+        epoll::wait(&self.poller, &self.wake, events, timeout)
     }
 
     /// Fails every registered source: the runtime is going away.

@@ -289,14 +289,30 @@ impl Worker {
                 task.id()
             ));
         }
-        if !lifo {
+        match source {
             // A task that was woken while it ran is no new work: it was running here a moment
             // ago, so waking a sibling for it would only make the two race for it.
-            self.run_queue.push_back(task, &self.shared.inject);
-        } else if source == WakeSource::Task {
-            self.push_lifo(task);
-        } else {
-            self.run_queue.push_back(task, &self.shared.inject);
+            _ if !lifo => self.run_queue.push_back(task, &self.shared.inject),
+            WakeSource::Task => self.push_lifo(task),
+            // This worker is inside its own park, dispatching a batch of events or timers. It
+            // wakes a sibling once the batch is queued, if there is more than it will run next
+            // (`notify_after_park`): one wake-up per batch, not one per task. (Waking here
+            // would also pick this very worker, still listed as asleep, and cost an eventfd
+            // write that makes its next wait return at once.)
+            WakeSource::Reactor | WakeSource::Timer => {
+                self.run_queue.push_back(task, &self.shared.inject)
+            }
+            WakeSource::Main | WakeSource::Shutdown => {
+                self.run_queue.push_back(task, &self.shared.inject);
+                self.shared.wake_one_worker();
+            }
+        }
+    }
+
+    /// After a park that may have queued tasks here (an epoll batch, fired timers): wake a
+    /// sibling to steal if there is more than the one task this worker runs next.
+    fn notify_after_park(&self) {
+        if self.run_queue.len() > 1 {
             self.shared.wake_one_worker();
         }
     }
@@ -317,6 +333,7 @@ impl Worker {
             .parker
             .park(&self.driver_local, Some(Duration::ZERO), &self.counters);
         self.check_park(parked);
+        self.notify_after_park();
         self.owned
             .apply_released(&self.shared.remotes[self.index].released);
         self.publish();
@@ -352,10 +369,7 @@ impl Worker {
         // Woken to search (counted as searching already), or by an event of its own.
         self.searching
             .set(self.shared.idle.woke(self.index) == Woke::ToSearch);
-        if self.run_queue.len() > 1 {
-            // The driver queued several tasks here: let a sibling take some.
-            self.shared.wake_one_worker();
-        }
+        self.notify_after_park();
         self.owned
             .apply_released(&self.shared.remotes[self.index].released);
     }
