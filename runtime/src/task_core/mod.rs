@@ -58,6 +58,12 @@ pub(crate) trait Schedule: Send + Sync + 'static {
     /// just confirmed is the task's own. It takes no `&self`: the caller's only reference to the
     /// scheduler lives inside the task it is giving away.
     fn schedule_local(task: TaskRef);
+    /// [`Schedule::reschedule`] on the thread [`Schedule::is_local`] has just confirmed runs
+    /// this scheduler: the runner's own reference moves into the queue, with no count to bump.
+    /// By default, [`Schedule::schedule_local`].
+    fn reschedule_local(task: TaskRef) {
+        Self::schedule_local(task);
+    }
     /// `task` has completed, on whichever thread ran it: forget it.
     fn release(&self, task: &dyn Runnable);
 }
@@ -265,7 +271,12 @@ where
                 // Release the future. If it was woken while we polled, queue it again now.
                 let prev = self.state.fetch_and(!RUNNING, Ordering::AcqRel);
                 if prev & SCHEDULED != 0 {
-                    self.scheduler.reschedule(self.clone());
+                    if self.scheduler.is_local() {
+                        // Our reference goes to the queue: no clone here, no drop below.
+                        S::reschedule_local(self);
+                    } else {
+                        self.scheduler.reschedule(self.clone());
+                    }
                 }
                 RunOutcome::Pending
             }

@@ -373,6 +373,15 @@ impl Schedule for Arc<Shared> {
         });
     }
 
+    #[inline]
+    fn reschedule_local(task: TaskRef) {
+        with_worker(|worker| {
+            worker
+                .expect("reschedule_local is called only where is_local holds")
+                .push_woken_back(task)
+        });
+    }
+
     fn release(&self, task: &dyn Runnable) {
         let Some(slot) = take_slot(task) else { return };
         let owner = owner_of(slot);
