@@ -29,6 +29,11 @@
 # thread's instructions as if they ran in turn; `perf stat -e instructions:u` (mode instructions)
 # counts them as they really run, where the machine has the counters.
 #
+# ECHO_SERVER=NAME puts another example in ripple's place, against the same tokio twin: with
+# ECHO_FLAVOR=multi_thread, echo_per_core (a current-thread runtime per core) or
+# journey_tomcat_nio (the seeds' Poller and worker pool) are compared with tokio's work stealing,
+# as in the guide's chapter 11.
+#
 # Usage: bash benches/echo_counts.sh [MODE ...|all] [PAIRS], MODE one of strace, perf, callgrind,
 # instructions, throughput, cpu, p99 (several in quotes: "perf cpu").
 # (default: all, 3 pairs). Needs strace, perf and valgrind for their modes. ECHO_MESSAGES sets the
@@ -44,7 +49,7 @@ size=${ECHO_SIZE:-64}
 flavor=${ECHO_FLAVOR:-current_thread}
 [[ $modes == all ]] && modes="strace perf callgrind throughput"
 cargo build --release --quiet -p ripple --example echo --example echo_multi_thread \
-  --example echo_client -p ripple-tools --bin echo_tokio
+  --example echo_client ${ECHO_SERVER:+--example "$ECHO_SERVER"} -p ripple-tools --bin echo_tokio
 target=${CARGO_TARGET_DIR:-target}
 client=$target/release/examples/echo_client
 # The two servers (program, then the arguments after the address), and how server and client are
@@ -68,6 +73,9 @@ case $flavor in
     exit 2
     ;;
 esac
+if [[ -n ${ECHO_SERVER:-} ]]; then
+  ripple_server=("$target/release/examples/$ECHO_SERVER")
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 

@@ -28,10 +28,14 @@ fn main() -> io::Result<()> {
             .map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err))?,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
-    // Every listener is bound before any thread starts, so that the banner is true.
-    let listeners = (0..threads)
-        .map(|_| reuse_port_listener(addr))
-        .collect::<io::Result<Vec<_>>>()?;
+    // Every listener is bound before any thread starts, so that the banner is true. The first
+    // one fixes the port (the kernel picks one for port 0); the others share it.
+    let first = reuse_port_listener(addr)?;
+    let addr = first.local_addr()?;
+    let mut listeners = vec![first];
+    for _ in 1..threads {
+        listeners.push(reuse_port_listener(addr)?);
+    }
     println!("listening on {addr} with {threads} threads");
     let workers: Vec<_> = listeners
         .into_iter()
