@@ -1,5 +1,6 @@
-//! Network benchmarks: ripple against tokio's current-thread runtime, on the same example
-//! servers, measured in one run, interleaved (ripple, tokio, ripple, tokio, ...).
+//! Network benchmarks: ripple against tokio, on the same example servers, measured in one run,
+//! interleaved (ripple, tokio, ripple, tokio, ...): first the current-thread runtimes, then the
+//! multi-thread ones with 2 workers each.
 //!
 //! `cargo bench --bench net` (about ten minutes) or `cargo bench --bench net -- --quick` (under
 //! two). It builds the servers in release mode, starts each server as its own process on a
@@ -11,7 +12,12 @@
 //! - HTTP (`examples/hello_http.rs` against `tools/src/bin/hello_http_tokio.rs`, loaded by
 //!   `wrk`): requests per second and p99 latency, for 50 and 256 connections;
 //! - idle scale: the server's resident memory per idle connection, 10,000 connections opened from
-//!   this process.
+//!   this process;
+//! - syscalls and instructions per echoed message (`benches/echo_counts.sh`);
+//! - multi-thread: the echo at 50 connections (`examples/echo_multi_thread.rs` against the tokio
+//!   twin on tokio's multi-thread runtime, unpinned: two workers pinned to one CPU would measure
+//!   one core), its counts, and the `mt_*` micro benchmarks of `benches/runtime.rs`
+//!   (`benches/runtime_ratios.sh`), each ratio with its spread over the runs.
 //!
 //! With `taskset` on the machine the server runs on CPU 0 and the load on CPU 1. Every figure is
 //! the median of the runs, every ratio the median of the per-pair ratios ripple/tokio. The
@@ -35,8 +41,9 @@ use ripple_tools::text::{self, command_output, xml_escape};
 use ripple_tools::{workspace, Result};
 
 /// The programs the benchmark runs: examples, and the tokio twins of `tools/`.
-const PROGRAMS: [&str; 5] = [
+const PROGRAMS: [&str; 6] = [
     "echo",
+    "echo_multi_thread",
     "echo_tokio",
     "echo_client",
     "hello_http",
@@ -110,6 +117,63 @@ struct Plan {
     count_pairs: usize,
     /// Echo messages per connection for those counts.
     count_messages: usize,
+    /// Runs of the multi-thread micro benchmarks...
+    micro_runs: usize,
+    /// ... and criterion's measurement time in each, in seconds.
+    micro_seconds: u32,
+}
+
+/// A server to start: its program, and what it needs besides its address.
+struct Launch {
+    /// The example or tokio twin.
+    program: &'static str,
+    /// Its arguments after the address.
+    args: &'static [&'static str],
+    /// Worker threads, for a multi-thread runtime (both runtimes' variables are set).
+    workers: Option<usize>,
+}
+
+/// The current-thread echo servers.
+const ECHO: [Launch; 2] = [
+    Launch {
+        program: "echo",
+        args: &[],
+        workers: None,
+    },
+    Launch {
+        program: "echo_tokio",
+        args: &[],
+        workers: None,
+    },
+];
+
+/// The multi-thread echo servers, with 2 workers each.
+const ECHO_MULTI_THREAD: [Launch; 2] = [
+    Launch {
+        program: "echo_multi_thread",
+        args: &[],
+        workers: Some(2),
+    },
+    Launch {
+        program: "echo_tokio",
+        args: &["multi_thread"],
+        workers: Some(2),
+    },
+];
+
+impl Launch {
+    /// Starts the server, pinned to CPU 0 if `pin`.
+    fn start(&self, pin: bool) -> Result<(Server, std::net::SocketAddr)> {
+        let started = Server::start_with(&workspace::program(self.program), pin, |command| {
+            command.args(self.args);
+            if let Some(workers) = self.workers {
+                command
+                    .env("RIPPLE_WORKER_THREADS", workers.to_string())
+                    .env("TOKIO_WORKER_THREADS", workers.to_string());
+            }
+        });
+        Ok(started?)
+    }
 }
 
 /// Which way a figure is better.
@@ -127,6 +191,8 @@ struct Figure {
     tokio: f64,
     /// The median of the per-pair ratios ripple/tokio.
     ratio: f64,
+    /// The smallest and the largest of those ratios.
+    spread: (f64, f64),
 }
 
 impl Figure {
@@ -134,13 +200,18 @@ impl Figure {
     fn from_pairs(name: String, better: Better, runs: &[(f64, f64)]) -> Figure {
         let ripple = median(runs.iter().map(|r| r.0).collect());
         let tokio = median(runs.iter().map(|r| r.1).collect());
-        let ratio = median(runs.iter().map(|&(r, t)| r / t).collect());
+        let ratios: Vec<f64> = runs.iter().map(|&(r, t)| r / t).collect();
+        let spread = (
+            ratios.iter().copied().fold(f64::INFINITY, f64::min),
+            ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        );
         Figure {
             name,
             better,
             ripple,
             tokio,
-            ratio,
+            ratio: median(ratios),
+            spread,
         }
     }
 
@@ -189,6 +260,8 @@ fn run() -> Result<()> {
             idle_pairs: 1,
             count_pairs: 1,
             count_messages: 300,
+            micro_runs: 1,
+            micro_seconds: 1,
         }
     } else {
         Plan {
@@ -201,6 +274,8 @@ fn run() -> Result<()> {
             idle_pairs: 3,
             count_pairs: 2,
             count_messages: 2_000,
+            micro_runs: 5,
+            micro_seconds: 3,
         }
     };
     eprintln!("net: building the servers and the client (release)");
@@ -220,10 +295,27 @@ fn run() -> Result<()> {
                 .to_string(),
         );
     }
-    echo_load(&plan, pin, &mut figures)?;
+    for connections in [1, 50, 500] {
+        for size in [64, 4096] {
+            echo_load(&plan, pin, &ECHO, connections, size, "", &mut figures)?;
+        }
+    }
     http_load(&plan, pin, &mut figures, &mut notes)?;
     idle_scale(&plan, pin, &mut figures, &mut notes)?;
-    counts(&plan, &mut figures, &mut notes)?;
+    counts(&plan, None, &mut figures, &mut notes)?;
+    // The multi-thread runtimes, unpinned: two workers pinned to one CPU would measure one core.
+    let multi = "multi-thread, 2 workers: ";
+    echo_load(
+        &plan,
+        false,
+        &ECHO_MULTI_THREAD,
+        50,
+        64,
+        multi,
+        &mut figures,
+    )?;
+    counts(&plan, Some(multi), &mut figures, &mut notes)?;
+    micro(&plan, multi, &mut figures, &mut notes)?;
 
     let elapsed = started.elapsed().as_secs_f64();
     eprintln!("net: done in {elapsed:.0} s");
@@ -235,66 +327,77 @@ fn run() -> Result<()> {
     Ok(())
 }
 
-/// Echo throughput and latency for every connections x size combination.
-fn echo_load(plan: &Plan, pin: bool, figures: &mut Vec<Figure>) -> Result<()> {
-    for connections in [1, 50, 500] {
-        for size in [64, 4096] {
-            // Enough messages per connection that the client's start-up skew (hundreds of
-            // threads on one CPU) stays small against the run.
-            let per_connection = (plan.echo_messages / connections)
-                .clamp(plan.echo_min_per_connection, plan.echo_max_per_connection);
-            // (msgs/s, p50, p99) of ripple and tokio, per pair.
-            let mut runs = Vec::new();
-            for pair in 0..plan.pairs {
-                let one = |server: &str| -> Result<[f64; 3]> {
-                    let (_server, addr) = Server::start(&workspace::program(server), pin)?;
-                    let output = pinned(pin, 1, &workspace::program("echo_client"))
-                        .arg(addr.to_string())
-                        .arg(connections.to_string())
-                        .arg(per_connection.to_string())
-                        .arg(size.to_string())
-                        .stderr(Stdio::inherit())
-                        .output()?;
-                    if !output.status.success() {
-                        return Err(format!("echo_client failed: {}", output.status).into());
-                    }
-                    let text = String::from_utf8_lossy(&output.stdout);
-                    let field = |key: &str| -> Result<f64> {
-                        text.split_whitespace()
-                            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
-                            .and_then(|v| v.parse().ok())
-                            .ok_or_else(|| format!("no {key} in echo_client output: {text}").into())
-                    };
-                    Ok([field("msgs_per_sec")?, field("p50_us")?, field("p99_us")?])
-                };
-                let r = one("echo")?;
-                let t = one("echo_tokio")?;
-                eprintln!(
-                    "net: echo {connections} conns x {size} B, pair {}/{}: ripple {:.0} msgs/s \
-                     p50 {} p99 {} us; tokio {:.0} msgs/s p50 {} p99 {} us",
-                    pair + 1,
-                    plan.pairs,
-                    r[0],
-                    r[1],
-                    r[2],
-                    t[0],
-                    t[1],
-                    t[2]
-                );
-                runs.push((r, t));
+/// Echo throughput and latency at `connections` connections of `size`-byte messages, for the
+/// two `servers` (ripple's, then tokio's); the figures' names start with `prefix`.
+fn echo_load(
+    plan: &Plan,
+    pin: bool,
+    servers: &[Launch; 2],
+    connections: usize,
+    size: usize,
+    prefix: &str,
+    figures: &mut Vec<Figure>,
+) -> Result<()> {
+    // Enough messages per connection that the client's start-up skew (hundreds of threads on
+    // one CPU) stays small against the run.
+    let per_connection = (plan.echo_messages / connections)
+        .clamp(plan.echo_min_per_connection, plan.echo_max_per_connection);
+    // (msgs/s, p50, p99) of ripple and tokio, per pair.
+    let mut runs = Vec::new();
+    for pair in 0..plan.pairs {
+        let one = |server: &Launch| -> Result<[f64; 3]> {
+            let (_server, addr) = server.start(pin)?;
+            let output = pinned(pin, 1, &workspace::program("echo_client"))
+                .arg(addr.to_string())
+                .arg(connections.to_string())
+                .arg(per_connection.to_string())
+                .arg(size.to_string())
+                .stderr(Stdio::inherit())
+                .output()?;
+            if !output.status.success() {
+                return Err(format!("echo_client failed: {}", output.status).into());
             }
-            let label = format!("{connections} conn x {size} B");
-            push_columns(
-                figures,
-                &runs,
-                [
-                    (format!("echo msgs/s, {label}"), Better::Higher),
-                    (format!("echo p50 latency (µs), {label}"), Better::Lower),
-                    (format!("echo p99 latency (µs), {label}"), Better::Lower),
-                ],
-            );
-        }
+            let text = String::from_utf8_lossy(&output.stdout);
+            let field = |key: &str| -> Result<f64> {
+                text.split_whitespace()
+                    .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| format!("no {key} in echo_client output: {text}").into())
+            };
+            Ok([field("msgs_per_sec")?, field("p50_us")?, field("p99_us")?])
+        };
+        let r = one(&servers[0])?;
+        let t = one(&servers[1])?;
+        eprintln!(
+            "net: {prefix}echo {connections} conns x {size} B, pair {}/{}: ripple {:.0} msgs/s \
+             p50 {} p99 {} us; tokio {:.0} msgs/s p50 {} p99 {} us",
+            pair + 1,
+            plan.pairs,
+            r[0],
+            r[1],
+            r[2],
+            t[0],
+            t[1],
+            t[2]
+        );
+        runs.push((r, t));
     }
+    let label = format!("{connections} conn x {size} B");
+    push_columns(
+        figures,
+        &runs,
+        [
+            (format!("{prefix}echo msgs/s, {label}"), Better::Higher),
+            (
+                format!("{prefix}echo p50 latency (µs), {label}"),
+                Better::Lower,
+            ),
+            (
+                format!("{prefix}echo p99 latency (µs), {label}"),
+                Better::Lower,
+            ),
+        ],
+    );
     Ok(())
 }
 
@@ -516,7 +619,8 @@ fn ratio(value: f64) -> String {
 /// The result table in Markdown.
 fn table(figures: &[Figure]) -> String {
     let mut out = String::from(
-        "| figure | better | ripple | tokio | ripple/tokio |\n|---|---|---:|---:|---:|\n",
+        "| figure | better | ripple | tokio | ripple/tokio | spread |\n\
+         |---|---|---:|---:|---:|---:|\n",
     );
     for f in figures {
         let better = match f.better {
@@ -525,11 +629,13 @@ fn table(figures: &[Figure]) -> String {
         };
         let _ = writeln!(
             out,
-            "| {} | {better} | {} | {} | {} |",
+            "| {} | {better} | {} | {} | {} | {}–{} |",
             f.name,
             number(f.ripple),
             number(f.tokio),
-            ratio(f.ratio)
+            ratio(f.ratio),
+            ratio(f.spread.0),
+            ratio(f.spread.1)
         );
     }
     out
@@ -538,17 +644,34 @@ fn table(figures: &[Figure]) -> String {
 /// Syscalls and user-space instructions per echoed message: counts that do not drift with the
 /// machine's noise. `benches/echo_counts.sh` does the measuring (strace -c -f with 50
 /// connections, callgrind with 10); each mode is skipped, with a note, if its tool is missing.
-fn counts(plan: &Plan, figures: &mut Vec<Figure>, notes: &mut Vec<String>) -> Result<()> {
+/// `multi`, if given, is the prefix of the multi-thread figures: then the script measures the
+/// multi-thread servers (`ECHO_FLAVOR=multi_thread`).
+fn counts(
+    plan: &Plan,
+    multi: Option<&str>,
+    figures: &mut Vec<Figure>,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    let prefix = multi.unwrap_or("");
+    // callgrind runs one thread at a time: a multi-thread server's count adds up its threads'.
+    let serialised = if multi.is_some() {
+        ", threads serialised"
+    } else {
+        ""
+    };
     let modes = [
         (
             "strace",
             "strace",
-            "syscalls per echoed message, 50 conns (strace -c -f)",
+            format!("{prefix}syscalls per echoed message, 50 conns (strace -c -f)"),
         ),
         (
             "callgrind",
             "valgrind",
-            "user-space instructions per echoed 64 B message, 10 conns (callgrind)",
+            format!(
+                "{prefix}user-space instructions per echoed 64 B message, 10 conns \
+                 (callgrind{serialised})"
+            ),
         ),
     ];
     for (mode, tool, name) in modes {
@@ -561,6 +684,14 @@ fn counts(plan: &Plan, figures: &mut Vec<Figure>, notes: &mut Vec<String>) -> Re
             .arg(workspace::root().join("benches/echo_counts.sh"))
             .args([mode, &plan.count_pairs.to_string()])
             .env("ECHO_MESSAGES", plan.count_messages.to_string())
+            .env(
+                "ECHO_FLAVOR",
+                if multi.is_some() {
+                    "multi_thread"
+                } else {
+                    "current_thread"
+                },
+            )
             .output()?;
         let text = String::from_utf8_lossy(&output.stdout);
         // The script's line ends with "(median of N pairs: ripple a b ...; tokio c d ...)".
@@ -584,7 +715,67 @@ fn counts(plan: &Plan, figures: &mut Vec<Figure>, notes: &mut Vec<String>) -> Re
             continue;
         }
         let pairs: Vec<(f64, f64)> = ripple.into_iter().zip(tokio).collect();
-        figures.push(Figure::from_pairs(name.to_string(), Better::Lower, &pairs));
+        figures.push(Figure::from_pairs(name, Better::Lower, &pairs));
+    }
+    Ok(())
+}
+
+/// The multi-thread micro benchmarks (`benches/runtime_ratios.sh mt_`): per group, the median
+/// times and the median ratio with its spread over the runs; for `mt_cpu_scaling`, each
+/// runtime's speed-up from a second worker.
+fn micro(
+    plan: &Plan,
+    prefix: &str,
+    figures: &mut Vec<Figure>,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    eprintln!("net: multi-thread micro benchmarks");
+    let output = Command::new("bash")
+        .arg(workspace::root().join("benches/runtime_ratios.sh"))
+        .args(["mt_", &plan.micro_runs.to_string()])
+        .env("RATIO_TIME", plan.micro_seconds.to_string())
+        .output()?;
+    // Each line: GROUP RATIO MIN-MAX RIPPLE TOKIO (N runs)
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut found = false;
+    for line in text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let [group, ratio, spread, ripple, tokio, ..] = words[..] else {
+            continue;
+        };
+        let (Ok(ratio), Some((Ok(low), Ok(high))), Ok(ripple), Ok(tokio)) = (
+            ratio.parse::<f64>(),
+            spread
+                .split_once('-')
+                .map(|(l, h)| (l.parse::<f64>(), h.parse::<f64>())),
+            ripple.parse::<f64>(),
+            tokio.parse::<f64>(),
+        ) else {
+            continue;
+        };
+        let (name, better) = match group.strip_prefix("mt_") {
+            Some("cpu_scaling") => (
+                format!("{prefix}CPU-bound speed-up from 1 to 2 workers (cpu_scaling)"),
+                Better::Higher,
+            ),
+            Some(shape) => (format!("{prefix}{shape} time (µs)"), Better::Lower),
+            None => continue,
+        };
+        found = true;
+        figures.push(Figure {
+            name,
+            better,
+            ripple,
+            tokio,
+            ratio,
+            spread: (low, high),
+        });
+    }
+    if !found {
+        notes.push(format!(
+            "The multi-thread micro benchmarks gave no figures ({}).",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
     }
     Ok(())
 }
@@ -608,7 +799,9 @@ fn write_report(
     let _ = writeln!(md, "# ripple network benchmarks\n");
     let _ = writeln!(
         md,
-        "Ripple against tokio's current-thread runtime, on the same example servers.\n"
+        "Ripple against tokio on the same example servers: the current-thread runtimes, then \
+         (the rows that start with \"multi-thread\") the multi-thread ones with 2 worker \
+         threads each.\n"
     );
     let _ = writeln!(md, "- Date: {date}");
     let _ = writeln!(md, "- Machine: {cpus} CPUs ({model}), Linux {kernel}");
@@ -619,7 +812,8 @@ fn write_report(
         "Each server runs as its own release-mode process on 127.0.0.1 with a fresh port, \
          started anew for every run, with the server pinned to CPU 0 and the load to CPU 1 \
          (`taskset`; a note below says so if it was not available). Runs are interleaved ripple, tokio, ripple, tokio, ...; each figure is the \
-         median of the runs and each ratio the median of the per-pair ratios ripple/tokio.\n"
+         median of the runs and each ratio the median of the per-pair ratios ripple/tokio, \
+         with the smallest and the largest of those ratios (the spread) beside it.\n"
     );
     let _ = writeln!(
         md,
@@ -643,6 +837,18 @@ fn write_report(
          until the server holds them all, and divides the growth of the server's VmRSS \
          (`/proc/PID/status`) by their number; {} pair(s).\n",
         plan.idle_pairs
+    );
+    let _ = writeln!(
+        md,
+        "- Multi-thread: `examples/echo_multi_thread.rs` against `tools/src/bin/echo_tokio.rs \
+         ADDR multi_thread`, 2 workers each (`RIPPLE_WORKER_THREADS`, `TOKIO_WORKER_THREADS`), \
+         not pinned (two workers on one CPU would measure one core), so the client shares the \
+         two CPUs with the server; the counts by `ECHO_FLAVOR=multi_thread \
+         benches/echo_counts.sh`, where callgrind runs one thread at a time and adds up every \
+         thread's instructions; the micro benchmarks by `benches/runtime_ratios.sh mt_ {}` \
+         (criterion, {} s per measurement; the code of tokio's `benches/rt_multi_threaded.rs`, \
+         see `benches/runtime.rs`).\n",
+        plan.micro_runs, plan.micro_seconds
     );
     let _ = writeln!(md, "## Results\n");
     md.push_str(&table(figures));

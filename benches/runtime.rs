@@ -22,8 +22,8 @@
 //! - `mt_yield_many`: 200 tasks spawned from outside, each yielding 1,000 times;
 //! - `mt_ping_pong`: 1,000 tasks, each spawning a partner and trading a ping and a pong with it;
 //! - `mt_chained_spawn`: a chain of 1,000 tasks, each spawning the next;
-//! - `mt_cpu_scaling`: 64 tasks of pure computation on 1 and on 2 workers (ripple only: the
-//!   ratio of the two times is the scaling).
+//! - `mt_cpu_scaling`: 64 tasks of pure computation on 1 and on 2 workers, for each runtime: the
+//!   time on 1 worker over the time on 2 is its speed-up from a second core.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -95,7 +95,11 @@ impl<const WORKERS: usize> Rt for Ripple<WORKERS> {
 }
 
 impl<const WORKERS: usize> Rt for Tokio<WORKERS> {
-    const NAME: &'static str = "tokio";
+    const NAME: &'static str = if WORKERS == 1 {
+        "tokio_1_worker"
+    } else {
+        "tokio"
+    };
     fn new() -> Self {
         // The current-thread runtime with timers only, as these groups have always measured it
         // (it then parks on a futex, not in epoll); the multi-thread one with everything.
@@ -519,6 +523,8 @@ fn benches(c: &mut Criterion) {
         g.sample_size(10);
         cpu_scaling::<Ripple<1>>(g);
         cpu_scaling::<Ripple<2>>(g);
+        cpu_scaling::<Tokio<1>>(g);
+        cpu_scaling::<Tokio<2>>(g);
     });
 }
 

@@ -2,13 +2,18 @@
 # The criterion groups of benches/runtime.rs, run again and again, each run measuring ripple and
 # then tokio in each group (so the two alternate: ripple, tokio, ripple, tokio, ...): per group,
 # the median over the runs of ripple's time divided by tokio's, with the smallest and largest
-# ratio beside it (the spread), and each side's median time. A time from one run alone moves by
-# tens of percent on this shared machine; a ratio taken within one run moves far less.
+# ratio beside it (the spread), and each side's median time in microseconds. A time from one run
+# alone moves by tens of percent on this shared machine; a ratio taken within one run moves far
+# less.
+#
+# `mt_cpu_scaling` times each runtime on 1 worker and on 2: its line gives each runtime's
+# speed-up from a second worker (time on 1 over time on 2) and ripple's over tokio's (higher is
+# better there, unlike every other line).
 #
 # Usage: bash benches/runtime_ratios.sh [FILTER] [RUNS] (default: the multi-thread groups, `mt_`,
-# and 5 runs). FILTER is criterion's (a regex on group/function names). In `mt_cpu_scaling` the
-# two sides are ripple on 1 worker and on 2, and the ratio printed is the first time over the
-# second: the speed-up from a second worker. RATIO_TIME sets criterion's measurement time in seconds (default 3).
+# and 5 runs). FILTER is a regex on group names, passed on to criterion. RATIO_TIME sets
+# criterion's measurement time in seconds (default 3). The last lines, one per group, read
+#   GROUP RATIO MIN-MAX RIPPLE TOKIO (N runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 filter=${1:-mt_}
@@ -19,40 +24,37 @@ cargo bench --quiet --bench runtime --no-run 2>/dev/null
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 for run in $(seq "$runs"); do
+  echo "run $run of $runs" >&2
   cargo bench --quiet --bench runtime -- "$filter" --warm-up-time 1 --measurement-time "$time" \
     >/dev/null 2>&1
-  # Every group that ran: its two functions' median times, in nanoseconds.
+  # Every group that ran: ripple's and tokio's median times (or speed-ups), in microseconds.
   for group in "$target"/criterion/*/; do
     group=$(basename "$group")
     [[ $group =~ $filter ]] || continue
-    python3 - "$target/criterion/$group" "$run" >>"$work/$group" <<'PY'
+    python3 - "$target/criterion/$group" >>"$work/$group" <<'PY'
 import json, os, sys
-base, run = sys.argv[1], int(sys.argv[2])
+base = sys.argv[1]
 def median(name):
     path = os.path.join(base, name, "new", "estimates.json")
-    if not os.path.exists(path):
-        return None
-    return json.load(open(path))["median"]["point_estimate"]
-names = sorted(os.listdir(base))
-ripple = "ripple_1_worker" if "ripple_1_worker" in names else "ripple"
-other = "ripple" if ripple == "ripple_1_worker" else "tokio"
-r, t = median(ripple), median(other)
-if r and t:
-    print(r, t, r / t)
+    return json.load(open(path))["median"]["point_estimate"] / 1e3 if os.path.exists(path) else None
+if os.path.isdir(os.path.join(base, "ripple_1_worker")):
+    # Speed-ups from a second worker.
+    r = median("ripple_1_worker") / median("ripple")
+    t = median("tokio_1_worker") / median("tokio")
+else:
+    r, t = median("ripple"), median("tokio")
+print(r, t, r / t)
 PY
   done
 done
-printf '%-24s %10s %18s %12s %12s\n' group ratio "spread (min-max)" "ripple (us)" "tokio (us)"
-echo "(mt_cpu_scaling: speed-up, ripple on 1 worker / on 2 workers, in the two time columns)"
 for file in "$work"/*; do
-  python3 - "$file" "$runs" <<'PY'
+  python3 - "$file" <<'PY'
 import os, statistics, sys
 rows = [tuple(map(float, line.split())) for line in open(sys.argv[1])]
-group = os.path.basename(sys.argv[1])
-ratios = [r for _, _, r in rows]
-med = statistics.median(ratios)
-print(f"{group:<24} {med:10.3f} {min(ratios):8.3f}-{max(ratios):.3f}  "
-      f"{statistics.median(r for r, _, _ in rows) / 1e3:12.1f} {statistics.median(t for _, t, _ in rows) / 1e3:12.1f}"
-      f"   ({len(rows)} runs)")
+ratios = [q for _, _, q in rows]
+print(f"{os.path.basename(sys.argv[1]):<22} {statistics.median(ratios):6.3f} "
+      f"{min(ratios):.3f}-{max(ratios):.3f} "
+      f"{statistics.median(r for r, _, _ in rows):10.1f} {statistics.median(t for _, t, _ in rows):10.1f} "
+      f"({len(rows)} runs)")
 PY
 done

@@ -41,9 +41,20 @@ pub struct Server {
 impl Server {
     /// Starts `program` on a port of the kernel's choice; waits for `listening on ADDR`.
     pub fn start(program: &Path, pin: bool) -> std::result::Result<(Server, SocketAddr), String> {
+        Server::start_with(program, pin, |_| {})
+    }
+
+    /// As [`Server::start`], with `more` adding to the command what the server needs besides
+    /// its address (arguments after it, environment variables).
+    pub fn start_with(
+        program: &Path,
+        pin: bool,
+        more: impl FnOnce(&mut Command),
+    ) -> std::result::Result<(Server, SocketAddr), String> {
         let mut command = pinned(pin, 0, program);
+        command.arg("127.0.0.1:0");
+        more(&mut command);
         command
-            .arg("127.0.0.1:0")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
