@@ -9,7 +9,7 @@
 //! four tasks' worth on two workers, eight on one.
 //!
 //! Run it with `RIPPLE_TRACE=1 cargo run --release --example work_stealing` to see it happen:
-//! `task N spawned on worker 0`, then `worker 1 stole 4 task(s) from worker 0`, then each task
+//! `worker 0: task N spawned`, then `worker 1: stole 4 task(s) from worker 0`, then each task
 //! `polled -> ready` on the worker that ran it. `RIPPLE_WORKER_THREADS=1` takes stealing away.
 
 use std::time::Instant;

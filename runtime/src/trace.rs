@@ -9,18 +9,35 @@
 //! with the trace compiled out): about 14 more user-space instructions per echoed message
 //! (1.6%), well inside the spread of the server's CPU time from run to run.
 
+use std::cell::Cell;
 use std::fmt;
 use std::io::Write;
+
+thread_local! {
+    /// The worker this thread is, if it is one of a multi-thread runtime's: its trace lines
+    /// start with `worker N:`, whichever layer prints them.
+    static WORKER: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+/// Marks the calling thread as worker `index` (or, with `None`, as no worker) for the trace.
+pub(crate) fn set_worker(index: Option<usize>) {
+    WORKER.with(|worker| worker.set(index));
+}
 
 /// Whether the environment asks for the trace: `RIPPLE_TRACE` set to anything but `0` or empty.
 pub(crate) fn trace_from_env() -> bool {
     std::env::var_os("RIPPLE_TRACE").is_some_and(|v| !v.is_empty() && v != "0")
 }
 
-/// Prints one trace line, `ripple: ...`, on stderr. Callers check the runtime's trace flag
-/// first, so that formatting costs nothing while the trace is off.
+/// Prints one trace line, `ripple: ...` (`ripple: worker N: ...` on a worker thread), on stderr.
+/// Callers check the runtime's trace flag first, so that formatting costs nothing while the
+/// trace is off.
 #[cold]
 pub(crate) fn trace(args: fmt::Arguments<'_>) {
+    let mut stderr = std::io::stderr().lock();
     // A closed or full stderr must not take the runtime down: the trace is best effort.
-    let _ = writeln!(std::io::stderr().lock(), "ripple: {args}");
+    let _ = match WORKER.with(Cell::get) {
+        Some(index) => writeln!(stderr, "ripple: worker {index}: {args}"),
+        None => writeln!(stderr, "ripple: {args}"),
+    };
 }

@@ -271,10 +271,7 @@ impl Shared {
         with_worker(|worker| match worker {
             Some(worker) if worker.is_of(self) => {
                 if self.trace {
-                    trace(format_args!(
-                        "task {id} spawned on worker {}",
-                        worker.index()
-                    ));
+                    trace(format_args!("task {id} spawned"));
                 }
                 worker.spawn(task)
             }

@@ -126,6 +126,7 @@ impl Worker {
     /// this worker holds.
     pub(super) fn run(self) {
         let handle = Handle::MultiThread(self.shared.clone());
+        crate::trace::set_worker(Some(self.index));
         handle.enter(|| {
             self.driver_local.enter(|| {
                 Scoped::set(&CURRENT, &self, || {
@@ -203,7 +204,7 @@ impl Worker {
                 stats.stolen_tasks += u64::from(taken);
                 self.stats.set(stats);
                 if self.shared.trace {
-                    trace_steal(self.index, victim, taken);
+                    trace_steal(victim, taken);
                 }
                 return Some(task);
             }
@@ -245,10 +246,7 @@ impl Worker {
             self.counters.polled();
         }
         if self.shared.trace {
-            trace(format_args!(
-                "worker {}: task {id} polled -> {outcome}",
-                self.index
-            ));
+            trace(format_args!("task {id} polled -> {outcome}"));
         }
     }
 
@@ -283,11 +281,7 @@ impl Worker {
         let source = self.counters.waking();
         self.counters.woken_by(source);
         if self.shared.trace {
-            trace(format_args!(
-                "worker {}: task {} woken by {source}",
-                self.index,
-                task.id()
-            ));
+            trace(format_args!("task {} woken by {source}", task.id()));
         }
         match source {
             // A task that was woken while it ran is no new work: it was running here a moment
@@ -360,7 +354,7 @@ impl Worker {
         self.stats.set(stats);
         self.publish();
         if self.shared.trace {
-            trace(format_args!("worker {} sleeps", self.index));
+            trace(format_args!("sleeps"));
         }
         if !self.shared.is_shutdown() {
             let parked = self.parker.park(&self.driver_local, None, &self.counters);
@@ -432,11 +426,10 @@ impl Worker {
     }
 }
 
-/// Prints a steal. Out of line, so the hot path only tests the flag.
+/// Prints a steal (the line names the thief first, as every line of a worker). Out of line, so
+/// the hot path only tests the flag.
 #[cold]
 #[inline(never)]
-fn trace_steal(worker: usize, victim: usize, tasks: u32) {
-    trace(format_args!(
-        "worker {worker} stole {tasks} task(s) from worker {victim}"
-    ));
+fn trace_steal(victim: usize, tasks: u32) {
+    trace(format_args!("stole {tasks} task(s) from worker {victim}"));
 }
