@@ -278,7 +278,8 @@ fn trace_wait(timeout: Option<Duration>, n: usize) {
     let s = if n == 1 { "" } else { "s" };
     let timeout = match timeout {
         None => "none".to_string(),
-        Some(t) => format!("{}ms", t.as_millis()),
+        // As the wait rounds it (`reactor/epoll.rs`): up, to whole milliseconds.
+        Some(t) => format!("{}ms", t.as_nanos().div_ceil(1_000_000)),
     };
     trace(format_args!(
         "epoll wait (timeout {timeout}) -> {n} event{s}"

@@ -10,9 +10,11 @@
 //! the reactor's own, registered edge-triggered, which is never read: each write is a fresh edge
 //! that makes the current or the next wait return.
 //!
-//! What this relies on from `polling`: it stores an event's key as the epoll data of the fd
-//! (checked by a test below, in case a new version changes that), and its own notifier and
-//! timerfd report under `usize::MAX`, and only once its own wait has armed them: never here.
+//! What this relies on from `polling`, which are details of its epoll backend rather than its
+//! API (so the workspace pins `polling` to 3.11.x, and a test below checks the first): it stores
+//! an event's key as the epoll data of the fd; and its own eventfd and timerfd report under
+//! `usize::MAX`, the eventfd only after `Poller::notify` (never called here) and the timerfd only
+//! once its own wait has armed it (never called here either).
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -43,7 +45,8 @@ pub(crate) struct Ready {
 
 /// epoll's output buffer, reused across waits.
 pub(crate) struct Events {
-    /// Entries `0..len` were filled by the last wait.
+    /// Entries `0..len` were filled by the last wait. Its length never changes: the kernel may
+    /// write every entry.
     buffer: Vec<libc::epoll_event>,
     /// How many the last wait filled.
     len: usize,
@@ -88,11 +91,20 @@ impl std::fmt::Debug for Events {
 }
 
 /// The eventfd that interrupts a wait, and whether it has been written since the last wait.
+///
+/// # Invariant
+/// `notified` is true only while a write to `fd` has been made (or is about to be) that no
+/// returned wait has consumed yet: set by the notify that writes, cleared (`SeqCst`) by every
+/// wait once `epoll_wait` returns. A notify that finds it set skips its write; that is safe
+/// because one thread at a time waits (the driver is owned by one thread, or locked), and a
+/// caller re-checks everything a notify may signal (queues, drained sources, flags) after each
+/// wait returns: the skipped notify's news is seen either by the wait its predecessor's write
+/// ends, or by that re-check.
 #[derive(Debug)]
 pub(super) struct Wake {
     /// Registered edge-triggered under [`WAKE_KEY`]; never read.
     fd: OwnedFd,
-    /// Set by the first [`Wake::notify`] after a wait, so that the others skip the write.
+    /// Whether a write is on its way to the current or next wait (see the invariant).
     notified: AtomicBool,
 }
 
@@ -120,7 +132,7 @@ impl Wake {
     /// Makes the current wait return, or the next one if no thread waits now. One write per
     /// wait at most: a wake-up already on its way is enough.
     pub(super) fn notify(&self) {
-        if self.notified.swap(true, Ordering::AcqRel) {
+        if self.notified.swap(true, Ordering::SeqCst) {
             return;
         }
         let one = 1u64.to_ne_bytes();
@@ -139,8 +151,12 @@ impl Wake {
                     // SAFETY: `sink` is 8 writable bytes, as an eventfd read requires.
                     unsafe { libc::read(self.fd.as_raw_fd(), sink.as_mut_ptr().cast(), 8) };
                 }
-                // Nothing else can fail on a valid eventfd; a wake-up is all that is lost.
-                _ => return,
+                // Nothing else can fail on a valid eventfd. Should it, let the next notify try
+                // again rather than skip its write for good.
+                _ => {
+                    self.notified.store(false, Ordering::SeqCst);
+                    return;
+                }
             }
         }
     }
@@ -162,18 +178,21 @@ pub(super) fn wait(
             libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX)
         }
     };
-    // SAFETY: the buffer holds `CAPACITY` initialised entries, which the kernel may overwrite;
-    // the epoll fd is open for as long as `poller` lives.
+    let capacity = libc::c_int::try_from(events.buffer.len()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: the buffer holds at least `capacity` initialised entries, which the kernel may
+    // overwrite; the epoll fd is open for as long as `poller` lives.
     let n = unsafe {
         libc::epoll_wait(
             poller.as_raw_fd(),
             events.buffer.as_mut_ptr(),
-            CAPACITY as libc::c_int,
+            capacity,
             timeout_ms,
         )
     };
-    // Whatever woke this wait, a notify from now on must write again.
-    wake.notified.store(false, Ordering::Release);
+    // Whatever woke this wait, a notify from now on must write again. `SeqCst`, with the
+    // notify's swap, so that a notify that still sees `true` here happened before this clear,
+    // and its news is visible to the caller's re-check.
+    wake.notified.store(false, Ordering::SeqCst);
     if n < 0 {
         events.len = 0;
         let err = io::Error::last_os_error();

@@ -68,7 +68,12 @@ pub(crate) use source::{ScheduledIo, READABLE, WRITABLE};
 pub(crate) struct Reactor {
     /// The `polling` poller (epoll on Linux): sources are added to it here, and the driver
     /// waits on its epoll instance (`epoll.rs`).
-    pub(crate) poller: Poller,
+    ///
+    /// # Invariant
+    /// Nothing calls `poller.wait` or `poller.notify`: the only wait is [`Reactor::wait`], whose
+    /// wake-up is `wake`. (`polling`'s wait would re-arm its own fds and could consume the edge
+    /// of a `wake` meant for the driver.)
+    poller: Poller,
     /// The eventfd that interrupts the driver's wait.
     wake: epoll::Wake,
     /// Every source this reactor has allocated. Locked when a source is added or deleted, and

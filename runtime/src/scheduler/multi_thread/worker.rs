@@ -134,6 +134,7 @@ impl Worker {
                         crate::scheduler::enter_async(|| {
                             self.run_loop();
                             self.shutdown();
+                            crate::trace::set_worker(None);
                             super::MultiThread::worker_exited(&self.shared);
                         })
                     })
@@ -304,9 +305,10 @@ impl Worker {
     }
 
     /// After a park that may have queued tasks here (an epoll batch, fired timers): wake a
-    /// sibling to steal if there is more than the one task this worker runs next.
+    /// sibling to steal if there is more than the one task this worker runs next. A searching
+    /// worker leaves that to the moment it stops searching (`run_task`), as tokio does.
     fn notify_after_park(&self) {
-        if self.run_queue.len() > 1 {
+        if !self.searching.get() && self.run_queue.len() > 1 {
             self.shared.wake_one_worker();
         }
     }
