@@ -75,6 +75,9 @@ case $flavor in
 esac
 if [[ -n ${ECHO_SERVER:-} ]]; then
   ripple_server=("$target/release/examples/$ECHO_SERVER")
+  # echo_per_core takes its thread count after the address.
+  [[ $ECHO_SERVER == echo_per_core && $flavor == multi_thread ]] &&
+    ripple_server+=("${ECHO_WORKERS:-2}")
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -308,10 +308,26 @@ fn cpu_scaling<R: Rt>(group: &mut Group<'_>) {
     });
 }
 
-/// Runs `bench` for both runtimes in one criterion group.
-fn both(c: &mut Criterion, name: &str, bench: fn(&mut Group<'_>)) {
+/// Runs `ripple`'s and `tokio`'s benchmark in one criterion group of `samples` samples: ripple
+/// first, or tokio first when `RUNTIME_BENCH_TOKIO_FIRST` is set (`benches/runtime_ratios.sh`
+/// alternates, so that neither side always runs on a machine the other has just warmed or
+/// tired).
+fn both(
+    c: &mut Criterion,
+    name: &str,
+    samples: usize,
+    ripple: impl FnOnce(&mut Group<'_>),
+    tokio: impl FnOnce(&mut Group<'_>),
+) {
     let mut group = c.benchmark_group(name);
-    bench(&mut group);
+    group.sample_size(samples);
+    if std::env::var_os("RUNTIME_BENCH_TOKIO_FIRST").is_some() {
+        tokio(&mut group);
+        ripple(&mut group);
+    } else {
+        ripple(&mut group);
+        tokio(&mut group);
+    }
     group.finish();
 }
 
@@ -466,66 +482,98 @@ fn block_on<R: Rt>(group: &mut Group<'_>) {
 }
 
 fn benches(c: &mut Criterion) {
-    both(c, "spawn_many", |g| {
-        spawn_many::<Ripple>(g);
-        spawn_many::<Tokio>(g);
-    });
-    both(c, "chained_spawn", |g| {
-        chained_spawn::<Ripple>(g);
-        chained_spawn::<Tokio>(g);
-    });
-    both(c, "yield_many", |g| {
-        yield_many::<Ripple>(g);
-        yield_many::<Tokio>(g);
-    });
-    both(c, "ping_pong", |g| {
-        ping_pong::<Ripple>(g);
-        ping_pong::<Tokio>(g);
-    });
-    both(c, "remote_wake", |g| {
-        remote_wake::<Ripple>(g);
-        remote_wake::<Tokio>(g);
-    });
-    both(c, "timers_create_drop", |g| {
-        timers_create_drop::<Ripple>(g);
-        timers_create_drop::<Tokio>(g);
-    });
-    both(c, "timers_fire", |g| {
-        g.sample_size(10);
-        timers_fire::<Ripple>(g);
-        timers_fire::<Tokio>(g);
-    });
-    both(c, "block_on", |g| {
-        block_on::<Ripple>(g);
-        block_on::<Tokio>(g);
-    });
-    both(c, "mt_spawn_many_local", |g| {
-        mt::spawn_many_local::<Ripple<2>>(g);
-        mt::spawn_many_local::<Tokio<2>>(g);
-    });
-    both(c, "mt_spawn_many_remote", |g| {
-        mt::spawn_many_remote::<Ripple<2>>(g);
-        mt::spawn_many_remote::<Tokio<2>>(g);
-    });
-    both(c, "mt_yield_many", |g| {
-        mt::yield_many::<Ripple<2>>(g);
-        mt::yield_many::<Tokio<2>>(g);
-    });
-    both(c, "mt_ping_pong", |g| {
-        mt::ping_pong::<Ripple<2>>(g);
-        mt::ping_pong::<Tokio<2>>(g);
-    });
-    both(c, "mt_chained_spawn", |g| {
-        mt::chained_spawn::<Ripple<2>>(g);
-        mt::chained_spawn::<Tokio<2>>(g);
-    });
-    both(c, "mt_cpu_scaling", |g| {
-        g.sample_size(10);
-        cpu_scaling::<Ripple<1>>(g);
-        cpu_scaling::<Ripple<2>>(g);
-        cpu_scaling::<Tokio<1>>(g);
-        cpu_scaling::<Tokio<2>>(g);
-    });
+    both(
+        c,
+        "spawn_many",
+        100,
+        spawn_many::<Ripple>,
+        spawn_many::<Tokio>,
+    );
+    both(
+        c,
+        "chained_spawn",
+        100,
+        chained_spawn::<Ripple>,
+        chained_spawn::<Tokio>,
+    );
+    both(
+        c,
+        "yield_many",
+        100,
+        yield_many::<Ripple>,
+        yield_many::<Tokio>,
+    );
+    both(c, "ping_pong", 100, ping_pong::<Ripple>, ping_pong::<Tokio>);
+    both(
+        c,
+        "remote_wake",
+        100,
+        remote_wake::<Ripple>,
+        remote_wake::<Tokio>,
+    );
+    both(
+        c,
+        "timers_create_drop",
+        100,
+        timers_create_drop::<Ripple>,
+        timers_create_drop::<Tokio>,
+    );
+    both(
+        c,
+        "timers_fire",
+        10,
+        timers_fire::<Ripple>,
+        timers_fire::<Tokio>,
+    );
+    both(c, "block_on", 100, block_on::<Ripple>, block_on::<Tokio>);
+    both(
+        c,
+        "mt_spawn_many_local",
+        100,
+        mt::spawn_many_local::<Ripple<2>>,
+        mt::spawn_many_local::<Tokio<2>>,
+    );
+    both(
+        c,
+        "mt_spawn_many_remote",
+        100,
+        mt::spawn_many_remote::<Ripple<2>>,
+        mt::spawn_many_remote::<Tokio<2>>,
+    );
+    both(
+        c,
+        "mt_yield_many",
+        100,
+        mt::yield_many::<Ripple<2>>,
+        mt::yield_many::<Tokio<2>>,
+    );
+    both(
+        c,
+        "mt_ping_pong",
+        100,
+        mt::ping_pong::<Ripple<2>>,
+        mt::ping_pong::<Tokio<2>>,
+    );
+    both(
+        c,
+        "mt_chained_spawn",
+        100,
+        mt::chained_spawn::<Ripple<2>>,
+        mt::chained_spawn::<Tokio<2>>,
+    );
+    both(
+        c,
+        "mt_cpu_scaling",
+        10,
+        |g| {
+            cpu_scaling::<Ripple<1>>(g);
+            cpu_scaling::<Ripple<2>>(g);
+        },
+        |g| {
+            cpu_scaling::<Tokio<1>>(g);
+            cpu_scaling::<Tokio<2>>(g);
+        },
+    );
 }
 
 criterion_group!(runtime_benches, benches);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The criterion groups of benches/runtime.rs, run again and again, each run measuring ripple and
-# then tokio in each group (so the two alternate: ripple, tokio, ripple, tokio, ...): per group,
+# The criterion groups of benches/runtime.rs, run again and again, each run measuring both
+# runtimes in each group, ripple first in odd runs and tokio first in even ones
+# (RUNTIME_BENCH_TOKIO_FIRST), so that the two alternate and neither always goes first: per group,
 # the median over the runs of ripple's time divided by tokio's, with the smallest and largest
 # ratio beside it (the spread), and each side's median time in microseconds. A time from one run
 # alone moves by tens of percent on this shared machine; a ratio taken within one run moves far
@@ -20,18 +21,26 @@ filter=${1:-mt_}
 runs=${2:-5}
 time=${RATIO_TIME:-3}
 target=${CARGO_TARGET_DIR:-target}
-cargo bench --quiet --bench runtime --no-run 2>/dev/null
+cargo bench --quiet --bench runtime --no-run
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 for run in $(seq "$runs"); do
   echo "run $run of $runs" >&2
-  cargo bench --quiet --bench runtime -- "$filter" --warm-up-time 1 --measurement-time "$time" \
-    >/dev/null 2>&1
+  # Forget earlier runs' results, so that a group that fails to run is missing, not stale.
+  for group in "$target"/criterion/*/; do
+    [[ $(basename "$group") =~ $filter ]] && rm -rf "$group"
+  done
+  if ((run % 2 == 0)); then export RUNTIME_BENCH_TOKIO_FIRST=1; else unset RUNTIME_BENCH_TOKIO_FIRST; fi
+  if ! cargo bench --quiet --bench runtime -- "$filter" --warm-up-time 1 \
+    --measurement-time "$time" >"$work/log" 2>&1; then
+    cat "$work/log" >&2
+    exit 1
+  fi
   # Every group that ran: ripple's and tokio's median times (or speed-ups), in microseconds.
   for group in "$target"/criterion/*/; do
     group=$(basename "$group")
     [[ $group =~ $filter ]] || continue
-    python3 - "$target/criterion/$group" >>"$work/$group" <<'PY'
+    python3 - "$target/criterion/$group" >>"$work/$group.runs" <<'PY'
 import json, os, sys
 base = sys.argv[1]
 def median(name):
@@ -47,14 +56,14 @@ print(r, t, r / t)
 PY
   done
 done
-for file in "$work"/*; do
+for file in "$work"/*.runs; do
   python3 - "$file" <<'PY'
 import os, statistics, sys
 rows = [tuple(map(float, line.split())) for line in open(sys.argv[1])]
 ratios = [q for _, _, q in rows]
-print(f"{os.path.basename(sys.argv[1]):<22} {statistics.median(ratios):6.3f} "
+print(f"{os.path.basename(sys.argv[1])[:-5]:<22} {statistics.median(ratios):6.3f} "
       f"{min(ratios):.3f}-{max(ratios):.3f} "
-      f"{statistics.median(r for r, _, _ in rows):10.1f} {statistics.median(t for _, t, _ in rows):10.1f} "
+      f"{statistics.median(r for r, _, _ in rows):10.3f} {statistics.median(t for _, t, _ in rows):10.3f} "
       f"({len(rows)} runs)")
 PY
 done
