@@ -12,7 +12,8 @@
 # better there, unlike every other line).
 #
 # Usage: bash benches/runtime_ratios.sh [FILTER] [RUNS] (default: the multi-thread groups, `mt_`,
-# and 5 runs). FILTER is a regex on group names, passed on to criterion. RATIO_TIME sets
+# and 5 runs). FILTER is a regex, passed on to criterion, which matches it against GROUP/FUNCTION;
+# here it is matched against GROUP/ (so `^yield_many/` picks one group). RATIO_TIME sets
 # criterion's measurement time in seconds (default 3). The last lines, one per group, read
 #   GROUP RATIO MIN-MAX RIPPLE TOKIO (N runs)
 set -euo pipefail
@@ -28,7 +29,7 @@ for run in $(seq "$runs"); do
   echo "run $run of $runs" >&2
   # Forget earlier runs' results, so that a group that fails to run is missing, not stale.
   for group in "$target"/criterion/*/; do
-    [[ $(basename "$group") =~ $filter ]] && rm -rf "$group"
+    [[ $(basename "$group")/ =~ $filter ]] && rm -rf "$group"
   done
   if ((run % 2 == 0)); then export RUNTIME_BENCH_TOKIO_FIRST=1; else unset RUNTIME_BENCH_TOKIO_FIRST; fi
   if ! cargo bench --quiet --bench runtime -- "$filter" --warm-up-time 1 \
@@ -39,7 +40,7 @@ for run in $(seq "$runs"); do
   # Every group that ran: ripple's and tokio's median times (or speed-ups), in microseconds.
   for group in "$target"/criterion/*/; do
     group=$(basename "$group")
-    [[ $group =~ $filter ]] || continue
+    [[ $group/ =~ $filter ]] || continue
     python3 - "$target/criterion/$group" >>"$work/$group.runs" <<'PY'
 import json, os, sys
 base = sys.argv[1]
