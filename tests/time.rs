@@ -192,3 +192,27 @@ fn a_sleep_that_outlives_its_runtime_finishes_on_the_next_one() {
         "the sleep was not woken by the second runtime"
     );
 }
+
+#[ripple::test]
+async fn an_interval_is_a_stream_of_its_ticks_that_never_ends() {
+    use futures_core::Stream;
+    let period = Duration::from_millis(5);
+    let mut ticks = interval(period);
+    assert_eq!(
+        Stream::size_hint(&ticks),
+        (usize::MAX, None),
+        "it never ends"
+    );
+    let mut ticks = std::pin::Pin::new(&mut ticks);
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let tick = no_hang(poll_fn(|cx| ticks.as_mut().poll_next(cx)))
+            .await
+            .expect("no hang");
+        seen.push(tick.expect("an interval yields a tick every time"));
+    }
+    // The ticks are the scheduled times, one period apart, and none came early.
+    assert_eq!(seen[1] - seen[0], period);
+    assert_eq!(seen[2] - seen[1], period);
+    assert!(Instant::now() >= seen[2]);
+}

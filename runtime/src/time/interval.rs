@@ -55,7 +55,23 @@ pub fn interval_at(start: Instant, period: Duration) -> Interval {
     }
 }
 
-/// A stream of ticks, one per period; see [`interval`].
+/// A stream of ticks, one per period; see [`interval`]. It is a
+/// [`Stream`](futures_core::Stream) of the ticks' scheduled times, which never ends, so stream
+/// combinators (`futures::StreamExt`, `futures_lite::StreamExt`) work on it:
+///
+/// ```
+/// use std::time::Duration;
+/// use futures_core::Stream;
+///
+/// ripple_runtime::block_on(async {
+///     let mut ticks = ripple_runtime::time::interval(Duration::from_millis(1));
+///     let mut ticks = std::pin::Pin::new(&mut ticks);
+///     for _ in 0..3 {
+///         let tick = std::future::poll_fn(|cx| ticks.as_mut().poll_next(cx)).await;
+///         assert!(tick.is_some(), "an interval never ends");
+///     }
+/// });
+/// ```
 #[derive(Debug)]
 pub struct Interval {
     /// Completes at the next tick.
@@ -99,5 +115,17 @@ impl Interval {
     /// The time between ticks.
     pub fn period(&self) -> Duration {
         self.period
+    }
+}
+
+impl futures_core::Stream for Interval {
+    type Item = Instant;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Instant>> {
+        self.poll_tick(cx).map(Some)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (usize::MAX, None)
     }
 }
