@@ -66,7 +66,9 @@ pub mod runtime;
 
 pub mod task {
     //! Tasks: [`spawn`] one, await its [`JoinHandle`], or [`yield_now`]; run blocking work with
-    //! [`spawn_blocking`]. Assembled here from the task core and the runtime.
+    //! [`spawn_blocking`]; join a group of tasks as they finish with a [`JoinSet`]. Assembled
+    //! here from the task core and the runtime.
+    pub use crate::runtime::join_set::JoinSet;
     pub use crate::runtime::{spawn, spawn_blocking};
     pub use crate::task_core::{yield_now, JoinError, JoinHandle};
 }

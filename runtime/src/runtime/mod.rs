@@ -23,6 +23,7 @@
 //! ```
 
 mod builder;
+pub(crate) mod join_set;
 
 use std::fmt;
 use std::future::Future;
