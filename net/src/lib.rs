@@ -1,4 +1,5 @@
-//! Async TCP for ripple: `TcpListener` and `TcpStream` on top of the reactor.
+//! Async networking for ripple: `TcpListener`, `TcpStream` and `UdpSocket` on top of the
+//! reactor.
 //!
 //! A socket here is a `socket2::Socket` in non-blocking mode, wrapped in
 //! [`ripple_runtime::reactor::Async`]. Every operation tries the system call first; only when the
@@ -41,9 +42,11 @@
 mod listener;
 mod split;
 mod stream;
+mod udp;
 
 pub use listener::TcpListener;
 pub use stream::TcpStream;
+pub use udp::UdpSocket;
 
 /// The halves of a split [`TcpStream`], for a reader task and a writer task, and the futures
 /// that reads and writes return.
