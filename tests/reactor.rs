@@ -427,3 +427,36 @@ async fn two_tasks_accepting_on_one_listener_both_get_a_connection() -> io::Resu
     }
     Ok(())
 }
+
+#[ripple::test]
+async fn async_of_a_read_and_write_type_is_async_read_and_async_write() -> io::Result<()> {
+    use futures_io::{AsyncRead, AsyncWrite};
+    let (mut a, mut b) = async_pair()?;
+    // A reader that parks first: nothing has been written yet.
+    let reader = ripple::spawn(async move {
+        let mut got = Vec::new();
+        let mut buf = [0; 7];
+        loop {
+            let n = poll_fn(|cx| std::pin::Pin::new(&mut b).poll_read(cx, &mut buf)).await?;
+            if n == 0 {
+                return io::Result::Ok(got);
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+    });
+    yield_times(3).await;
+    // 1 MiB through a socket buffer far smaller: the writer parks on WouldBlock too.
+    let sent = util::pattern(1 << 20);
+    let mut rest = &sent[..];
+    while !rest.is_empty() {
+        let n = poll_fn(|cx| std::pin::Pin::new(&mut a).poll_write(cx, rest)).await?;
+        rest = &rest[n..];
+    }
+    poll_fn(|cx| std::pin::Pin::new(&mut a).poll_close(cx)).await?;
+    // Closing flushes only; dropping `a` closes the socket, which the reader sees as the end.
+    drop(a);
+    let got = no_hang(reader).await?.expect("the reader task")?;
+    assert_eq!(got.len(), sent.len());
+    assert!(got == sent, "the bytes arrived in order");
+    Ok(())
+}

@@ -17,6 +17,7 @@ use std::future::poll_fn;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{ready, Context, Poll, Waker};
@@ -165,23 +166,34 @@ impl<T: AsFd> Async<T> {
         mut op: impl FnMut(&T) -> io::Result<R>,
         exhausted: impl Fn(&R) -> bool,
     ) -> Poll<io::Result<R>> {
-        loop {
-            let event = ready!(self.source.poll_ready(cx, interest))?;
-            match op(self.get_ref()) {
-                Ok(done) => {
-                    if exhausted(&done) {
-                        self.clear_exhausted(event, interest);
-                    }
-                    return Poll::Ready(Ok(done));
-                }
-                // The cached readiness was stale: forget it, then park (or retry on a newer edge).
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                    self.source.clear_readiness(event);
-                }
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) => return Poll::Ready(Err(err)),
-            }
+        let (done, event) = ready!(drive(&self.source, cx, interest, || op(self.get_ref())))?;
+        if exhausted(&done) {
+            self.clear_exhausted(event, interest);
         }
+        Poll::Ready(Ok(done))
+    }
+
+    /// [`poll_io`](Self::poll_io) for an operation that needs the I/O object mutably, as
+    /// `std::io::Read` and `Write` do; it never clears the readiness early (what a short
+    /// transfer means depends on `T`).
+    #[inline]
+    pub fn poll_io_mut<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        interest: Interest,
+        mut op: impl FnMut(&mut T) -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        let Async { source, io, .. } = self;
+        let Some(io) = io.as_mut() else {
+            unreachable!("Async always holds its I/O object");
+        };
+        drive(source, cx, interest, || op(io)).map_ok(|(done, _)| done)
+    }
+
+    /// The I/O object, mutably. Replacing its fd while it is registered leaves the
+    /// registration with the old one (see `deregister`).
+    pub fn get_mut(&mut self) -> &mut T {
+        self.io.as_mut().expect("Async always holds its I/O object")
     }
 
     /// Forgets the readiness that a short stream transfer used up; a drained read side is also
@@ -294,6 +306,83 @@ impl<T: AsFd> Drop for Async<T> {
         if let Some(io) = self.io.take() {
             // Delete from epoll while the fd is still open; `io` closes it when dropped below.
             let _ = self.deregister(&io);
+        }
+    }
+}
+
+/// Any non-blocking `std::io::Read` (a pipe, a Unix socket, a device) is an `AsyncRead` once
+/// inside `Async`: each read runs through the funnel, parking on `WouldBlock`.
+impl<T: AsFd + io::Read + Unpin> futures_io::AsyncRead for Async<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut()
+            .poll_io_mut(cx, Interest::Read, |io| io.read(buf))
+    }
+
+    fn poll_read_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &mut [io::IoSliceMut<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut()
+            .poll_io_mut(cx, Interest::Read, |io| io.read_vectored(bufs))
+    }
+}
+
+/// Any non-blocking `std::io::Write` is an `AsyncWrite` once inside `Async`. `close` only
+/// flushes: what closing means (a shutdown, a close) is `T`'s business, done by dropping it.
+impl<T: AsFd + io::Write + Unpin> futures_io::AsyncWrite for Async<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut()
+            .poll_io_mut(cx, Interest::Write, |io| io.write(buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut()
+            .poll_io_mut(cx, Interest::Write, |io| io.write_vectored(bufs))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut()
+            .poll_io_mut(cx, Interest::Write, |io| io.flush())
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_flush(cx)
+    }
+}
+
+/// The loop of the I/O funnel ([`Async::poll_io`]): wait for readiness, run `op`, and on
+/// `WouldBlock` forget the stale readiness and wait again (`Interrupted` retries at once).
+/// Returns `op`'s success with the readiness event it ran under.
+#[inline(always)]
+fn drive<R>(
+    source: &ScheduledIo,
+    cx: &mut Context<'_>,
+    interest: Interest,
+    mut op: impl FnMut() -> io::Result<R>,
+) -> Poll<io::Result<(R, ReadyEvent)>> {
+    loop {
+        let event = ready!(source.poll_ready(cx, interest))?;
+        match op() {
+            Ok(done) => return Poll::Ready(Ok((done, event))),
+            // The cached readiness was stale: forget it, then park (or retry on a newer edge).
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                source.clear_readiness(event);
+            }
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Poll::Ready(Err(err)),
         }
     }
 }
