@@ -1,5 +1,5 @@
-//! Async networking for ripple: `TcpListener`, `TcpStream` and `UdpSocket` on top of the
-//! reactor.
+//! Async networking for ripple: `TcpListener`, `TcpStream`, `UdpSocket` and the Unix sockets
+//! on top of the reactor.
 //!
 //! A socket here is a `socket2::Socket` in non-blocking mode, wrapped in
 //! [`ripple_runtime::reactor::Async`]. Every operation tries the system call first; only when the
@@ -43,14 +43,23 @@ mod listener;
 mod split;
 mod stream;
 mod udp;
+mod unix_socket;
 
 pub use listener::TcpListener;
 pub use stream::TcpStream;
 pub use udp::UdpSocket;
+pub use unix_socket::{UnixDatagram, UnixListener, UnixStream};
 
 /// The halves of a split [`TcpStream`], for a reader task and a writer task, and the futures
 /// that reads and writes return.
 pub mod tcp {
+    pub use crate::split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
+    pub use crate::stream::{Read, ReadExact, Write, WriteAll};
+}
+
+/// The halves of a split [`UnixStream`] and the futures of its reads and writes: the same
+/// types as [`tcp`]'s, since both streams share their machinery.
+pub mod unix {
     pub use crate::split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
     pub use crate::stream::{Read, ReadExact, Write, WriteAll};
 }

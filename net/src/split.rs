@@ -1,4 +1,4 @@
-//! The halves of a `TcpStream`: one side reads while the other writes.
+//! The halves of a `TcpStream` or a `UnixStream`: one side reads while the other writes.
 //!
 //! The reactor keeps a separate waker per direction for each socket, so a task parked on a read
 //! and another parked on a write of the same socket are both woken correctly.
@@ -9,62 +9,65 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use crate::stream::{Read, ReadExact, Write, WriteAll};
-use crate::TcpStream;
+use crate::stream::{Read, ReadExact, StreamSocket, Write, WriteAll};
 
-/// The read half of a [`TcpStream::split`].
+/// The read half of [`TcpStream::split`](crate::TcpStream::split) or
+/// [`UnixStream::split`](crate::UnixStream::split).
 #[derive(Debug)]
 pub struct ReadHalf<'a>(
-    /// The stream, borrowed.
-    &'a TcpStream,
+    /// The stream's socket, borrowed.
+    &'a StreamSocket,
 );
 
-/// The write half of a [`TcpStream::split`].
+/// The write half of [`TcpStream::split`](crate::TcpStream::split) or
+/// [`UnixStream::split`](crate::UnixStream::split).
 #[derive(Debug)]
 pub struct WriteHalf<'a>(
-    /// The stream, borrowed.
-    &'a TcpStream,
+    /// The stream's socket, borrowed.
+    &'a StreamSocket,
 );
 
-/// The read half of a [`TcpStream::into_split`]; may move to another task.
+/// The read half of [`TcpStream::into_split`](crate::TcpStream::into_split) or
+/// [`UnixStream::into_split`](crate::UnixStream::into_split); may move to another task.
 #[derive(Debug)]
 pub struct OwnedReadHalf(
-    /// The stream, shared with the write half.
-    Arc<TcpStream>,
+    /// The stream's socket, shared with the write half.
+    Arc<StreamSocket>,
 );
 
-/// The write half of a [`TcpStream::into_split`]; may move to another task. Dropping it shuts
-/// down the write side, so the peer reads end of stream.
+/// The write half of [`TcpStream::into_split`](crate::TcpStream::into_split) or
+/// [`UnixStream::into_split`](crate::UnixStream::into_split); may move to another task.
+/// Dropping it shuts down the write side, so the peer reads end of stream.
 #[derive(Debug)]
 pub struct OwnedWriteHalf(
-    /// The stream, shared with the read half.
-    Arc<TcpStream>,
+    /// The stream's socket, shared with the read half.
+    Arc<StreamSocket>,
 );
 
 impl<'a> ReadHalf<'a> {
     /// Borrows the read side of `stream`.
-    pub(crate) fn new(stream: &'a TcpStream) -> Self {
+    pub(crate) fn new(stream: &'a StreamSocket) -> Self {
         ReadHalf(stream)
     }
 }
 
 impl<'a> WriteHalf<'a> {
     /// Borrows the write side of `stream`.
-    pub(crate) fn new(stream: &'a TcpStream) -> Self {
+    pub(crate) fn new(stream: &'a StreamSocket) -> Self {
         WriteHalf(stream)
     }
 }
 
 impl OwnedReadHalf {
     /// Shares `stream` as its read side.
-    pub(crate) fn new(stream: Arc<TcpStream>) -> Self {
+    pub(crate) fn new(stream: Arc<StreamSocket>) -> Self {
         OwnedReadHalf(stream)
     }
 }
 
 impl OwnedWriteHalf {
     /// Shares `stream` as its write side.
-    pub(crate) fn new(stream: Arc<TcpStream>) -> Self {
+    pub(crate) fn new(stream: Arc<StreamSocket>) -> Self {
         OwnedWriteHalf(stream)
     }
 }

@@ -1,4 +1,7 @@
 //! `TcpStream`: a connected socket whose reads and writes park the task instead of the thread.
+//!
+//! Its machinery, [`StreamSocket`] (connect, read, write, shutdown) and the futures of `read`
+//! and `write`, is shared with `UnixStream` and with the halves of both.
 
 use std::fmt;
 use std::future::{poll_fn, Future};
@@ -10,7 +13,7 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use ripple_runtime::reactor::{Async, Interest};
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::listener::socket_addr;
 use crate::split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
@@ -25,6 +28,13 @@ use crate::split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
 /// Besides its inherent methods, it implements `futures_io::AsyncRead` and `AsyncWrite`.
 pub struct TcpStream {
     /// The connected socket, registered with the reactor.
+    sock: StreamSocket,
+}
+
+/// A connected stream socket, TCP or Unix, registered with the reactor: what `TcpStream`,
+/// `UnixStream` and their halves share.
+pub(crate) struct StreamSocket {
+    /// The socket.
     io: Async<Socket>,
 }
 
@@ -44,14 +54,130 @@ impl TcpStream {
             Type::STREAM.nonblocking().cloexec(),
             Some(Protocol::TCP),
         )?;
-        match socket.connect(&addr.into()) {
+        Ok(TcpStream {
+            sock: StreamSocket::connect(socket, &addr.into()).await?,
+        })
+    }
+
+    /// Wraps a connected, non-blocking socket.
+    pub(crate) fn from_socket(socket: Socket) -> io::Result<TcpStream> {
+        Ok(TcpStream {
+            sock: StreamSocket::new(socket)?,
+        })
+    }
+
+    /// Takes over a connected `std::net::TcpStream` (it is switched to non-blocking mode).
+    pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
+        stream.set_nonblocking(true)?;
+        TcpStream::from_socket(Socket::from(stream))
+    }
+
+    /// Gives the socket back as a `std::net::TcpStream`, deregistered from the runtime and still
+    /// in non-blocking mode.
+    pub fn into_std(self) -> io::Result<std::net::TcpStream> {
+        Ok(self.sock.into_socket()?.into())
+    }
+
+    /// Reads into `buf`; returns how many bytes were read, `0` at end of stream.
+    #[inline]
+    pub fn read<'a>(&'a mut self, buf: &'a mut [u8]) -> Read<'a> {
+        Read::new(&self.sock, buf)
+    }
+
+    /// Reads exactly `buf.len()` bytes; `UnexpectedEof` if the stream ends first.
+    #[inline]
+    pub fn read_exact<'a>(&'a mut self, buf: &'a mut [u8]) -> ReadExact<'a> {
+        ReadExact::new(&self.sock, buf)
+    }
+
+    /// Writes some of `buf`; returns how many bytes were written.
+    #[inline]
+    pub fn write<'a>(&'a mut self, buf: &'a [u8]) -> Write<'a> {
+        Write::new(&self.sock, buf)
+    }
+
+    /// Writes all of `buf`.
+    #[inline]
+    pub fn write_all<'a>(&'a mut self, buf: &'a [u8]) -> WriteAll<'a> {
+        WriteAll::new(&self.sock, buf)
+    }
+
+    /// Does nothing: writes go straight to the kernel, there is no user-space buffer to flush.
+    pub async fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// Shuts down the read side, the write side (the peer reads end of stream), or both.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.sock.shutdown(how)
+    }
+
+    /// The polling form of [`read`](Self::read).
+    #[inline]
+    pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        self.sock.poll_read(cx, buf)
+    }
+
+    /// The polling form of [`write`](Self::write).
+    #[inline]
+    pub fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.sock.poll_write(cx, buf)
+    }
+
+    /// The remote address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        socket_addr(self.sock.socket().peer_addr()?)
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        socket_addr(self.sock.socket().local_addr()?)
+    }
+
+    /// Turns Nagle's algorithm off (`true`) or on: small writes go out at once instead of
+    /// waiting to be merged.
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.sock.socket().set_nodelay(nodelay)
+    }
+
+    /// Whether Nagle's algorithm is off.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.sock.socket().nodelay()
+    }
+
+    /// Borrows a read half and a write half that can be used at the same time, for example in
+    /// two branches of one task.
+    pub fn split(&mut self) -> (ReadHalf<'_>, WriteHalf<'_>) {
+        (ReadHalf::new(&self.sock), WriteHalf::new(&self.sock))
+    }
+
+    /// Splits into owned halves that can move into two tasks: one reads while the other writes.
+    /// Dropping the write half shuts down the write side.
+    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        let sock = Arc::new(self.sock);
+        (OwnedReadHalf::new(sock.clone()), OwnedWriteHalf::new(sock))
+    }
+}
+
+impl StreamSocket {
+    /// Wraps a connected, non-blocking socket.
+    pub(crate) fn new(socket: Socket) -> io::Result<StreamSocket> {
+        Ok(StreamSocket {
+            io: Async::new(socket)?,
+        })
+    }
+
+    /// Connects a new non-blocking `socket` to `addr`. The connect itself does not block: the
+    /// task parks until the socket turns writable, then the socket's pending error decides.
+    pub(crate) async fn connect(socket: Socket, addr: &SockAddr) -> io::Result<StreamSocket> {
+        match socket.connect(addr) {
             Ok(()) => {}
             Err(err) if err.raw_os_error() == Some(libc::EINPROGRESS) => {}
             Err(err) => return Err(err),
         }
-        let stream = TcpStream::from_socket(socket)?;
-        poll_fn(|cx| stream.poll_connected(cx)).await?;
-        Ok(stream)
+        let sock = StreamSocket::new(socket)?;
+        poll_fn(|cx| sock.poll_connected(cx)).await?;
+        Ok(sock)
     }
 
     /// Ready once a non-blocking connect has finished, with its outcome.
@@ -76,62 +202,28 @@ impl TcpStream {
         )
     }
 
-    /// Wraps a connected, non-blocking socket.
-    pub(crate) fn from_socket(socket: Socket) -> io::Result<TcpStream> {
-        Ok(TcpStream {
-            io: Async::new(socket)?,
-        })
+    /// The socket.
+    pub(crate) fn socket(&self) -> &Socket {
+        self.io.get_ref()
     }
 
-    /// Takes over a connected `std::net::TcpStream` (it is switched to non-blocking mode).
-    pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
-        stream.set_nonblocking(true)?;
-        TcpStream::from_socket(Socket::from(stream))
+    /// Deregisters the socket and gives it back.
+    pub(crate) fn into_socket(self) -> io::Result<Socket> {
+        self.io.into_inner()
     }
 
-    /// Gives the socket back as a `std::net::TcpStream`, deregistered from the runtime and still
-    /// in non-blocking mode.
-    pub fn into_std(self) -> io::Result<std::net::TcpStream> {
-        Ok(self.io.into_inner()?.into())
-    }
-
-    /// Reads into `buf`; returns how many bytes were read, `0` at end of stream.
-    #[inline]
-    pub fn read<'a>(&'a mut self, buf: &'a mut [u8]) -> Read<'a> {
-        Read::new(self, buf)
-    }
-
-    /// Reads exactly `buf.len()` bytes; `UnexpectedEof` if the stream ends first.
-    #[inline]
-    pub fn read_exact<'a>(&'a mut self, buf: &'a mut [u8]) -> ReadExact<'a> {
-        ReadExact::new(self, buf)
-    }
-
-    /// Writes some of `buf`; returns how many bytes were written.
-    #[inline]
-    pub fn write<'a>(&'a mut self, buf: &'a [u8]) -> Write<'a> {
-        Write::new(self, buf)
-    }
-
-    /// Writes all of `buf`.
-    #[inline]
-    pub fn write_all<'a>(&'a mut self, buf: &'a [u8]) -> WriteAll<'a> {
-        WriteAll::new(self, buf)
-    }
-
-    /// Does nothing: writes go straight to the kernel, there is no user-space buffer to flush.
-    pub async fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-
-    /// Shuts down the read side, the write side (the peer reads end of stream), or both.
-    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+    /// Shuts down one side of the connection, or both.
+    pub(crate) fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.io.get_ref().shutdown(how)
     }
 
-    /// The polling form of [`read`](Self::read).
+    /// Reads into `buf`, parking until the socket is readable.
     #[inline]
-    pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+    pub(crate) fn poll_read(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
@@ -141,9 +233,9 @@ impl TcpStream {
             .poll_io(cx, Interest::Read, |_| recv(fd, buf), |&n| n > 0 && n < len)
     }
 
-    /// The polling form of [`write`](Self::write).
+    /// Writes from `buf`, parking until the socket is writable.
     #[inline]
-    pub fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    pub(crate) fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
@@ -152,48 +244,11 @@ impl TcpStream {
         self.io
             .poll_io(cx, Interest::Write, |_| send(fd, buf), |&n| n < len)
     }
-
-    /// The remote address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        socket_addr(self.io.get_ref().peer_addr()?)
-    }
-
-    /// The local address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        socket_addr(self.io.get_ref().local_addr()?)
-    }
-
-    /// Turns Nagle's algorithm off (`true`) or on: small writes go out at once instead of
-    /// waiting to be merged.
-    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
-        self.io.get_ref().set_nodelay(nodelay)
-    }
-
-    /// Whether Nagle's algorithm is off.
-    pub fn nodelay(&self) -> io::Result<bool> {
-        self.io.get_ref().nodelay()
-    }
-
-    /// Borrows a read half and a write half that can be used at the same time, for example in
-    /// two branches of one task.
-    pub fn split(&mut self) -> (ReadHalf<'_>, WriteHalf<'_>) {
-        (ReadHalf::new(self), WriteHalf::new(self))
-    }
-
-    /// Splits into owned halves that can move into two tasks: one reads while the other writes.
-    /// Dropping the write half shuts down the write side.
-    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
-        let stream = Arc::new(self);
-        (
-            OwnedReadHalf::new(stream.clone()),
-            OwnedWriteHalf::new(stream),
-        )
-    }
 }
 
-// The futures behind `read`, `write`, `read_exact` and `write_all` on a `TcpStream` and its
-// halves. Each is a small named struct whose `poll` calls `TcpStream::poll_read` or
-// `TcpStream::poll_write` directly. An `async fn` would do the same job, but wraps it in a state
+// The futures behind `read`, `write`, `read_exact` and `write_all` on a `TcpStream`, a
+// `UnixStream` and their halves. Each is a small named struct whose `poll` calls
+// `StreamSocket::poll_read` or `StreamSocket::poll_write` directly. An `async fn` would do the same job, but wraps it in a state
 // machine that every poll steps through; on the path of every message that is work for nothing.
 
 /// The future of `read`: how many bytes were read, `0` at end of stream.
@@ -201,7 +256,7 @@ impl TcpStream {
 #[must_use = "futures do nothing unless awaited"]
 pub struct Read<'a> {
     /// The stream to read from.
-    stream: &'a TcpStream,
+    stream: &'a StreamSocket,
     /// Where the bytes go.
     buf: &'a mut [u8],
 }
@@ -211,7 +266,7 @@ pub struct Read<'a> {
 #[must_use = "futures do nothing unless awaited"]
 pub struct Write<'a> {
     /// The stream to write to.
-    stream: &'a TcpStream,
+    stream: &'a StreamSocket,
     /// The bytes to write.
     buf: &'a [u8],
 }
@@ -221,7 +276,7 @@ pub struct Write<'a> {
 #[must_use = "futures do nothing unless awaited"]
 pub struct ReadExact<'a> {
     /// The stream to read from.
-    stream: &'a TcpStream,
+    stream: &'a StreamSocket,
     /// The part of the buffer still to fill.
     buf: &'a mut [u8],
 }
@@ -231,7 +286,7 @@ pub struct ReadExact<'a> {
 #[must_use = "futures do nothing unless awaited"]
 pub struct WriteAll<'a> {
     /// The stream to write to.
-    stream: &'a TcpStream,
+    stream: &'a StreamSocket,
     /// The part of the buffer still to write.
     buf: &'a [u8],
 }
@@ -239,7 +294,7 @@ pub struct WriteAll<'a> {
 impl<'a> Read<'a> {
     /// The future of reading into `buf` on `stream`.
     #[inline]
-    pub(crate) fn new(stream: &'a TcpStream, buf: &'a mut [u8]) -> Self {
+    pub(crate) fn new(stream: &'a StreamSocket, buf: &'a mut [u8]) -> Self {
         Read { stream, buf }
     }
 }
@@ -247,7 +302,7 @@ impl<'a> Read<'a> {
 impl<'a> Write<'a> {
     /// The future of writing `buf` on `stream`.
     #[inline]
-    pub(crate) fn new(stream: &'a TcpStream, buf: &'a [u8]) -> Self {
+    pub(crate) fn new(stream: &'a StreamSocket, buf: &'a [u8]) -> Self {
         Write { stream, buf }
     }
 }
@@ -255,7 +310,7 @@ impl<'a> Write<'a> {
 impl<'a> ReadExact<'a> {
     /// The future of filling `buf` on `stream`.
     #[inline]
-    pub(crate) fn new(stream: &'a TcpStream, buf: &'a mut [u8]) -> Self {
+    pub(crate) fn new(stream: &'a StreamSocket, buf: &'a mut [u8]) -> Self {
         ReadExact { stream, buf }
     }
 }
@@ -263,7 +318,7 @@ impl<'a> ReadExact<'a> {
 impl<'a> WriteAll<'a> {
     /// The future of writing all of `buf` on `stream`.
     #[inline]
-    pub(crate) fn new(stream: &'a TcpStream, buf: &'a [u8]) -> Self {
+    pub(crate) fn new(stream: &'a StreamSocket, buf: &'a [u8]) -> Self {
         WriteAll { stream, buf }
     }
 }
@@ -348,7 +403,15 @@ fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
 
 impl AsFd for TcpStream {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.io.as_fd()
+        self.sock.io.as_fd()
+    }
+}
+
+impl fmt::Debug for StreamSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamSocket")
+            .field("fd", &self.io.as_raw_fd())
+            .finish()
     }
 }
 
@@ -367,7 +430,7 @@ impl futures_io::AsyncRead for TcpStream {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        TcpStream::poll_read(&self, cx, buf)
+        self.sock.poll_read(cx, buf)
     }
 }
 
@@ -377,7 +440,7 @@ impl futures_io::AsyncWrite for TcpStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        TcpStream::poll_write(&self, cx, buf)
+        self.sock.poll_write(cx, buf)
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
