@@ -71,3 +71,5 @@ pub use ripple_runtime::{block_on, reactor, runtime, spawn, task, time};
 pub mod net {
     pub use ripple_net::*;
 }
+
+pub use ripple_net::signal;

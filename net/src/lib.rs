@@ -40,6 +40,7 @@
 )]
 
 mod listener;
+pub mod signal;
 mod split;
 mod stream;
 mod udp;
