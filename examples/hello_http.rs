@@ -11,6 +11,14 @@
 //! Once bound it prints `listening on ADDR` (useful with port 0). Idle connections are closed
 //! after 10 s; set `RIPPLE_HTTP_IDLE_MS` to change that (the tests use 300 ms).
 //!
+//! SIGINT (Ctrl-C) or SIGTERM shuts it down gracefully: it stops accepting, answers the
+//! requests it has started to read (a pipelined batch already read is answered whole, the last
+//! answer saying `Connection: close`), closes the idle keep-alive connections, waits at most 5 s
+//! for the rest (`--grace-ms N` after the address changes that), says what it did, and exits 0.
+//! The shutdown uses three pieces a real server would: `ripple::signal`, a `JoinSet` of the
+//! connection tasks, and a closed `async_channel` as the broadcast "stop" (ripple leaves
+//! channels to such crates).
+//!
 //! The design, in a few sentences. Each accepted connection gets its own task, which keeps the
 //! connection open between requests (HTTP/1.1 keep-alive). A client may *pipeline*: send several
 //! requests before reading any answer, so each read may hold many requests, or a fraction of
@@ -23,9 +31,13 @@
 
 use std::io::{self, Write};
 use std::net::Shutdown;
+use std::pin::pin;
 use std::time::Duration;
 
+use futures_lite::future::or;
 use ripple::net::TcpStream;
+use ripple::signal::unix::{signal, SignalKind};
+use ripple::task::JoinSet;
 use ripple::time::{sleep, timeout};
 
 /// The largest request head (request line and headers) a connection may buffer.
@@ -40,6 +52,9 @@ const MAX_HEADERS: usize = 32;
 
 /// How long a connection may stay silent before it is closed.
 const DEFAULT_IDLE: Duration = Duration::from_secs(10);
+
+/// How long a graceful shutdown waits for the connections to finish.
+const DEFAULT_GRACE: Duration = Duration::from_secs(5);
 
 /// The answer to every request, on a connection that stays open.
 const HELLO: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\
@@ -59,50 +74,141 @@ const NOT_IMPLEMENTED: &[u8] =
 
 #[ripple::main]
 async fn main() -> io::Result<()> {
-    let addr = std::env::args().nth(1);
-    let addr = addr.as_deref().unwrap_or("127.0.0.1:8080");
+    let (addr, grace) = args()?;
     let idle = std::env::var("RIPPLE_HTTP_IDLE_MS")
         .ok()
         .and_then(|ms| ms.parse().ok())
         .map_or(DEFAULT_IDLE, Duration::from_millis);
 
-    let listener = ripple::net::TcpListener::bind(addr).await?;
+    let listener = ripple::net::TcpListener::bind(&addr).await?;
+    // SIGINT and SIGTERM start a graceful shutdown (listening to them also stops them from
+    // killing the process outright).
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
     // Print the bound address, not the requested one: with port 0 the kernel picks the port.
     println!("listening on {}", listener.local_addr()?);
     io::stdout().flush()?;
 
-    loop {
-        match listener.accept().await {
+    // Closing `stop` tells every connection at once to finish what it has started and close.
+    let (stop, stopping) = async_channel::bounded::<()>(1);
+    let mut connections = JoinSet::new();
+    let signal_name = loop {
+        // The signals are looked at first, so that a flood of connections cannot hide them.
+        let signalled = async {
+            or(async { interrupt.recv().await.map(|()| "SIGINT") }, async {
+                terminate.recv().await.map(|()| "SIGTERM")
+            })
+            .await
+        };
+        let accepted = async { Err(listener.accept().await) };
+        match or(async { Ok(signalled.await) }, accepted).await {
+            Ok(name) => break name.unwrap_or("the runtime shutting down"),
             // A failed connection only ends its own task; its error has nobody to go to.
-            Ok((stream, _peer)) => {
-                ripple::spawn(async move {
-                    let _ = serve(stream, idle).await;
+            Err(Ok((stream, _peer))) => {
+                let stopping = stopping.clone();
+                connections.spawn(async move {
+                    let _ = serve(stream, idle, stopping).await;
                 });
+                // Forget the connections that have ended since the last accept.
+                while connections.try_join_next().is_some() {}
             }
             // Out of file descriptors (EMFILE) fails again at once: wait for some to close.
-            Err(err) => {
+            Err(Err(err)) => {
                 eprintln!("accept failed: {err}");
                 sleep(Duration::from_millis(10)).await;
             }
         }
-    }
+    };
+
+    // Stop accepting (new connections are refused from here on), then tell the others.
+    drop(listener);
+    while connections.try_join_next().is_some() {}
+    let open = connections.len();
+    // `let _ =`: a closed stdout must not turn a clean shutdown into a panic.
+    let mut out = io::stdout();
+    let _ = writeln!(
+        out,
+        "{signal_name}: shutting down, {open} connection(s) open"
+    );
+    stop.close();
+    let finished = timeout(grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    let _ = match finished {
+        Ok(()) => writeln!(out, "all {open} connection(s) closed; bye"),
+        Err(_) => writeln!(
+            out,
+            "{} connection(s) still busy after {} ms: closed; bye",
+            connections.len(),
+            grace.as_millis()
+        ),
+    };
+    // Dropping the set aborts what is left.
+    Ok(())
 }
 
-/// Serves one connection until the client leaves, stays idle too long, or a request asks to
-/// close it.
-async fn serve(mut stream: TcpStream, idle: Duration) -> io::Result<()> {
+/// The address to listen on (the first argument; default `127.0.0.1:8080`) and the graceful
+/// shutdown's limit (`--grace-ms N`).
+fn args() -> io::Result<(String, Duration)> {
+    let mut addr = None;
+    let mut grace = DEFAULT_GRACE;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--grace-ms" {
+            let ms = args.next().and_then(|ms| ms.parse().ok()).ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, "--grace-ms needs a number")
+            })?;
+            grace = Duration::from_millis(ms);
+        } else if addr.is_none() {
+            addr = Some(arg);
+        } else {
+            let message =
+                format!("unexpected argument {arg:?}; usage: hello_http [ADDR] [--grace-ms N]");
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, message));
+        }
+    }
+    Ok((addr.unwrap_or_else(|| "127.0.0.1:8080".into()), grace))
+}
+
+/// Serves one connection until the client leaves, stays idle too long, a request asks to close
+/// it, or the server shuts down (`stopping` is closed): then a connection between requests
+/// closes at once, and one in the middle of a request answers it first.
+async fn serve(
+    mut stream: TcpStream,
+    idle: Duration,
+    stopping: async_channel::Receiver<()>,
+) -> io::Result<()> {
     // Answers go out as soon as they are written, not after Nagle's algorithm waits for more.
     stream.set_nodelay(true)?;
     let mut chunk = vec![0; MAX_HEAD];
     let mut buf = Vec::new(); // Bytes received but not yet parsed.
     let mut out = Vec::new(); // Answers to the requests of one read.
     let mut body_left = 0; // Body bytes of an answered request that have yet to arrive.
+                           // Completes when the server starts shutting down (the channel is never sent on, so `recv`
+                           // returns only once it is closed). Made once and kept: each `recv()` would register anew.
+    let mut stop = pin!(stopping.recv());
 
     loop {
         // Each read waits at most `idle`, between requests and in the middle of one. (A client
         // trickling one byte at a time could still stretch a request; a production server
         // would also bound the time a whole request head may take.)
-        let n = match timeout(idle, stream.read(&mut chunk)).await {
+        let read = timeout(idle, stream.read(&mut chunk));
+        let read = if buf.is_empty() && body_left == 0 {
+            // Between requests: a shutdown closes the connection.
+            let stopped = async {
+                let _ = stop.as_mut().await;
+                None
+            };
+            match or(async { Some(read.await) }, stopped).await {
+                Some(read) => read,
+                None => return Ok(()),
+            }
+        } else {
+            // In the middle of a request: finish it, even while shutting down.
+            read.await
+        };
+        let n = match read {
             Ok(read) => read?,
             Err(_elapsed) => return Ok(()),
         };
@@ -139,6 +245,12 @@ async fn serve(mut stream: TcpStream, idle: Duration) -> io::Result<()> {
             }
         }
         buf.drain(..start);
+        // Shutting down: the last answer of this batch says so, and the connection closes.
+        if stopping.is_closed() && !close && !out.is_empty() {
+            out.truncate(out.len() - HELLO.len());
+            out.extend_from_slice(HELLO_CLOSE);
+            close = true;
+        }
         // A client that stops reading our answers is as idle as one that stops sending.
         match timeout(idle, stream.write_all(&out)).await {
             Ok(written) => written?,

@@ -28,6 +28,8 @@ struct Server {
     child: Child,
     /// The address it listens on.
     addr: SocketAddr,
+    /// What it prints after its first line (kept open: a closed pipe would fail its prints).
+    stdout: Option<BufReader<std::process::ChildStdout>>,
 }
 
 impl Server {
@@ -58,10 +60,13 @@ impl Server {
         let mut server = Server {
             child: command.spawn()?,
             addr: ([0, 0, 0, 0], 0).into(),
+            stdout: None,
         };
         let stdout = server.child.stdout.take().expect("stdout is piped");
+        let mut stdout = BufReader::new(stdout);
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
+        stdout.read_line(&mut line)?;
+        server.stdout = Some(stdout);
         server.addr = line
             .trim()
             .strip_prefix("listening on ")
@@ -392,5 +397,60 @@ fn the_tokio_twin_answers_every_request_as_the_example_does() -> io::Result<()> 
             String::from_utf8_lossy(request)
         );
     }
+    Ok(())
+}
+
+#[test]
+fn sigterm_answers_the_request_in_flight_closes_idle_connections_and_exits_0() -> io::Result<()> {
+    let mut server = Server::start()?;
+    // An idle keep-alive connection: one request answered, then silence.
+    let mut idle = server.connect()?;
+    idle.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")?;
+    assert_eq!(idle.response()?.status, 200);
+    // A slow client in the middle of its request.
+    let mut slow = server.connect()?;
+    slow.send(b"GET / HTTP/1.1\r\nHost: x\r\n")?;
+    std::thread::sleep(Duration::from_millis(100));
+
+    // SAFETY: kill(2) on the server's own process id, which this test started and still owns.
+    let sent = unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) };
+    assert_eq!(sent, 0);
+
+    // The idle connection is closed: its next read sees the end, not an answer.
+    let mut rest = Vec::new();
+    idle.stream.read_to_end(&mut rest)?;
+    assert!(rest.is_empty(), "an idle connection just closes: {rest:?}");
+    // The slow client finishes its request and gets its answer, marked as the last.
+    std::thread::sleep(Duration::from_millis(100));
+    slow.send(b"\r\n")?;
+    let answer = slow.response()?;
+    assert_eq!(
+        (answer.status, answer.body.as_slice()),
+        (200, &b"Hello, world!"[..])
+    );
+    assert_eq!(answer.connection.as_deref(), Some("close"));
+    drop(slow);
+
+    // The server exits 0 and says what it did.
+    let deadline = Instant::now() + READ_TIMEOUT;
+    let status = loop {
+        if let Some(status) = server.child.try_wait()? {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the server did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "exit status {status}");
+    let mut said = String::new();
+    server
+        .stdout
+        .take()
+        .expect("stdout kept")
+        .read_to_string(&mut said)?;
+    assert!(
+        said.contains("SIGTERM: shutting down, 2 connection(s) open")
+            && said.contains("all 2 connection(s) closed"),
+        "{said}"
+    );
     Ok(())
 }
