@@ -15,6 +15,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
+use pin_project_lite::pin_project;
+
 use super::Handle;
 use crate::task_core::{JoinError, JoinHandle};
 
@@ -97,6 +99,25 @@ impl Drop for Report {
     }
 }
 
+pin_project! {
+    /// A task's future with its guard: polled straight through (a task is polled on every
+    /// wake, so this wrapper must cost nothing), the guard dropped with it.
+    struct Reporting<F> {
+        #[pin]
+        future: F,
+        report: Report,
+    }
+}
+
+impl<F: Future> Future for Reporting<F> {
+    type Output = F::Output;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.project().future.poll(cx)
+    }
+}
+
 impl<T: Send + 'static> JoinSet<T> {
     /// An empty set.
     pub fn new() -> JoinSet<T> {
@@ -131,7 +152,7 @@ impl<T: Send + 'static> JoinSet<T> {
     }
 
     /// The set's next task number, and `future` carrying that task's guard.
-    fn reporting<F>(&mut self, future: F) -> (u64, impl Future<Output = T> + Send + 'static)
+    fn reporting<F>(&mut self, future: F) -> (u64, Reporting<F>)
     where
         F: Future<Output = T> + Send + 'static,
     {
@@ -141,12 +162,7 @@ impl<T: Send + 'static> JoinSet<T> {
             id,
             finished: self.finished.clone(),
         };
-        let future = async move {
-            // Dropped with the future: when it returns, unwinds, or is dropped unpolled.
-            let _report = report;
-            future.await
-        };
-        (id, future)
+        (id, Reporting { future, report })
     }
 
     /// Waits for the next task to finish and returns its result: its output, or a

@@ -4,17 +4,27 @@
 //! `TOKIO_WORKER_THREADS` of them).
 //!
 //! Same logic, line for line: one task per connection, a 4 KiB buffer, `read` then `write_all`,
-//! and the same back-off when `accept` fails. `examples/echo.rs` is the original, written to be
+//! the same back-off when `accept` fails, and the same graceful shutdown on SIGINT and SIGTERM.
+//! `examples/echo.rs` is the original, written to be
 //! read (it also has `--metrics`, which is ripple's); this copy lives with the harness that uses
 //! it, and changes when the example's echo loop does. Run it with
 //! `cargo run --release -p ripple-tools --bin echo_tokio [ADDR [multi_thread]]` (default
 //! `127.0.0.1:8080`).
 
-use std::io;
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::net::Shutdown;
+use std::os::fd::AsFd;
 use std::time::Duration;
 
+use futures_lite::future::or;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::task::JoinSet;
+
+/// How long a graceful shutdown waits for the connections to finish.
+const GRACE: Duration = Duration::from_secs(5);
 
 fn main() -> io::Result<()> {
     let addr = std::env::args()
@@ -34,34 +44,96 @@ fn main() -> io::Result<()> {
     runtime.block_on(serve(addr))
 }
 
-/// Accepts connections on `addr`, one task each.
+/// Accepts connections on `addr`, one task each, until SIGINT or SIGTERM; then shuts down
+/// gracefully, as the example does.
 async fn serve(addr: String) -> io::Result<()> {
     let listener = TcpListener::bind(addr).await?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
     println!("listening on {}", listener.local_addr()?);
-    loop {
-        match listener.accept().await {
-            Ok((stream, _peer)) => {
-                tokio::spawn(echo(stream));
+    // Each connection's task returns its number; `open` holds a duplicate of its socket under
+    // that number until it ends, so that a shutdown can reach it.
+    let mut connections = JoinSet::new();
+    let mut open = HashMap::new();
+    let mut next = 0u64;
+    let signal_name = loop {
+        // The signals are looked at first, so that a flood of connections cannot hide them.
+        let signalled = async {
+            or(async { interrupt.recv().await.map(|()| "SIGINT") }, async {
+                terminate.recv().await.map(|()| "SIGTERM")
+            })
+            .await
+        };
+        let accepted = async { Err(listener.accept().await) };
+        match or(async { Ok(signalled.await) }, accepted).await {
+            Ok(name) => break name.unwrap_or("the runtime shutting down"),
+            Err(Ok((stream, _peer))) => {
+                let id = next;
+                next += 1;
+                // One `dup` per connection: the echo loop itself stays as it was.
+                if let Ok(fd) = stream.as_fd().try_clone_to_owned() {
+                    open.insert(id, std::net::TcpStream::from(fd));
+                }
+                connections.spawn(echo(stream, id));
+                while let Some(ended) = connections.try_join_next() {
+                    if let Ok(id) = ended {
+                        open.remove(&id);
+                    }
+                }
             }
             // Out of file descriptors (EMFILE) or memory: the connection waits in the backlog.
             // Back off instead of spinning on an accept that keeps failing.
-            Err(err) => {
+            Err(Err(err)) => {
                 eprintln!("accept failed: {err}");
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
+    };
+
+    // Stop accepting, then end every connection's reads: what a client sent before this is
+    // still echoed; its next read sees end of stream, and its task ends.
+    drop(listener);
+    while let Some(ended) = connections.try_join_next() {
+        if let Ok(id) = ended {
+            open.remove(&id);
+        }
     }
+    let count = connections.len();
+    for socket in open.values() {
+        let _ = socket.shutdown(Shutdown::Read);
+    }
+    // `let _ =`: a closed stdout must not turn a clean shutdown into a panic.
+    let mut out = io::stdout();
+    let _ = writeln!(
+        out,
+        "{signal_name}: shutting down, {count} connection(s) open"
+    );
+    let finished = tokio::time::timeout(GRACE, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    let _ = match finished {
+        Ok(()) => writeln!(out, "all {count} connection(s) closed; bye"),
+        Err(_) => writeln!(
+            out,
+            "{} connection(s) still busy after {} s: closed; bye",
+            connections.len(),
+            GRACE.as_secs()
+        ),
+    };
+    Ok(())
 }
 
-/// Sends back whatever arrives, until the client closes or the connection fails.
-async fn echo(mut stream: TcpStream) {
+/// Sends back whatever arrives, until the client closes or the connection fails; returns the
+/// connection's number `id`.
+async fn echo(mut stream: TcpStream, id: u64) -> u64 {
     let mut buf = vec![0; 4096];
     loop {
         match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return id,
             Ok(n) => {
                 if stream.write_all(&buf[..n]).await.is_err() {
-                    return;
+                    return id;
                 }
             }
         }
