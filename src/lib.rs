@@ -73,3 +73,6 @@ pub mod net {
 }
 
 pub use ripple_net::signal;
+
+#[cfg(feature = "hyper")]
+pub mod hyper;

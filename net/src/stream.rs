@@ -6,6 +6,7 @@
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::io;
+use std::mem::MaybeUninit;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::pin::Pin;
@@ -124,6 +125,17 @@ impl TcpStream {
         self.sock.poll_write(cx, buf)
     }
 
+    /// [`poll_read`](Self::poll_read) into a buffer that need not be initialised (hyper's read
+    /// buffer, say): returns `n`, and the first `n` bytes of `buf` are then initialised.
+    #[inline]
+    pub fn poll_read_uninit(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [MaybeUninit<u8>],
+    ) -> Poll<io::Result<usize>> {
+        self.sock.poll_read_uninit(cx, buf)
+    }
+
     /// The remote address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         socket_addr(self.sock.socket().peer_addr()?)
@@ -223,6 +235,20 @@ impl StreamSocket {
         &self,
         cx: &mut Context<'_>,
         buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        // SAFETY: `u8` and `MaybeUninit<u8>` have the same layout, and `recv` writes only
+        // initialised bytes, so `buf` stays initialised.
+        let buf = unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) };
+        self.poll_read_uninit(cx, buf)
+    }
+
+    /// Reads into `buf`, which need not be initialised; the first `n` bytes are, once it
+    /// returns `n`.
+    #[inline]
+    pub(crate) fn poll_read_uninit(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [MaybeUninit<u8>],
     ) -> Poll<io::Result<usize>> {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
@@ -376,9 +402,10 @@ impl Future for WriteAll<'_> {
 }
 
 /// `recv(2)`, called directly: socket2's `Read` impl does the same two calls deeper, in another
-/// crate, where the compiler cannot inline it into the per-message path.
+/// crate, where the compiler cannot inline it into the per-message path. The kernel writes only
+/// initialised bytes, so `buf` may start out uninitialised.
 #[inline]
-fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+fn recv(fd: RawFd, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
     // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the whole call, and the kernel
     // writes at most that many. A closed or reused fd gives an error or another socket's data,
     // never memory unsafety.

@@ -180,6 +180,16 @@ impl UnixStream {
         self.sock.poll_write(cx, buf)
     }
 
+    /// [`poll_read`](Self::poll_read) into a buffer that need not be initialised: returns `n`,
+    /// and the first `n` bytes of `buf` are then initialised.
+    pub fn poll_read_uninit(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [std::mem::MaybeUninit<u8>],
+    ) -> Poll<io::Result<usize>> {
+        self.sock.poll_read_uninit(cx, buf)
+    }
+
     /// This end's address (unnamed, for a connecting or paired socket).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         std_view(self.sock.socket().as_fd(), |stream| stream.local_addr())

@@ -1,0 +1,145 @@
+//! The `hyper_hello` example (hyper 1.x on `ripple::hyper`), driven over real sockets: keep-alive,
+//! pipelining, a bad request, and the header read timeout running on ripple's timers.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a client waits for the server before the test fails.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running `hyper_hello`, killed when dropped.
+struct Server {
+    /// The example's process.
+    child: Child,
+    /// Where it listens.
+    addr: SocketAddr,
+}
+
+impl Server {
+    /// Starts the example with a header read timeout of 300 ms.
+    fn start() -> io::Result<Server> {
+        let child = Command::new(env!("CARGO"))
+            .args([
+                "run",
+                "--quiet",
+                "--features",
+                "hyper",
+                "--example",
+                "hyper_hello",
+            ])
+            .args(["--", "127.0.0.1:0"])
+            .env("RIPPLE_HYPER_HEADER_TIMEOUT_MS", "300")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let mut server = Server {
+            child,
+            addr: ([0, 0, 0, 0], 0).into(),
+        };
+        let mut line = String::new();
+        let stdout = server.child.stdout.take().expect("stdout is piped");
+        BufReader::new(stdout).read_line(&mut line)?;
+        server.addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .and_then(|addr| addr.parse().ok())
+            .ok_or_else(|| io::Error::other(format!("unexpected first line: {line:?}")))?;
+        Ok(server)
+    }
+
+    /// A connection to the server.
+    fn connect(&self) -> io::Result<TcpStream> {
+        let stream = TcpStream::connect(self.addr)?;
+        stream.set_read_timeout(Some(READ_TIMEOUT))?;
+        Ok(stream)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads until `count` whole responses (head and `Content-Length` body) have arrived; returns
+/// their status codes and bodies.
+fn responses(stream: &mut TcpStream, count: usize) -> io::Result<Vec<(u16, Vec<u8>)>> {
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    let mut chunk = [0; 4096];
+    while out.len() < count {
+        let mut headers = [httparse::EMPTY_HEADER; 16];
+        let mut response = httparse::Response::new(&mut headers);
+        if let httparse::Status::Complete(head) = response.parse(&buf).map_err(io::Error::other)? {
+            let length: usize = response
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                .and_then(|h| std::str::from_utf8(h.value).ok()?.parse().ok())
+                .unwrap_or(0);
+            if buf.len() >= head + length {
+                let status = response.code.unwrap_or(0);
+                out.push((status, buf[head..head + length].to_vec()));
+                buf.drain(..head + length);
+                continue;
+            }
+        }
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Ok(out)
+}
+
+#[test]
+fn keep_alive_pipelining_a_bad_request_and_the_header_timeout() -> io::Result<()> {
+    let server = Server::start()?;
+    let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+
+    // Keep-alive: two requests, one after the other, on one connection.
+    let mut stream = server.connect()?;
+    for _ in 0..2 {
+        stream.write_all(request)?;
+        let got = responses(&mut stream, 1)?;
+        assert_eq!(got, [(200, b"Hello, world!".to_vec())]);
+    }
+
+    // Pipelining: three requests in one write, three answers in order.
+    let mut pipelined = server.connect()?;
+    pipelined.write_all(&request.repeat(3))?;
+    let got = responses(&mut pipelined, 3)?;
+    assert!(
+        got.iter().all(|r| r == &(200, b"Hello, world!".to_vec())),
+        "{got:?}"
+    );
+
+    // A malformed request: 400, then the connection closes.
+    let mut bad = server.connect()?;
+    bad.write_all(b"NOT HTTP AT ALL\r\n\r\n")?;
+    let got = responses(&mut bad, 1)?;
+    assert_eq!(got[0].0, 400);
+
+    // Half a request head, then silence: the 300 ms header timeout (ripple's timers) closes
+    // the connection.
+    let mut slow = server.connect()?;
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")?;
+    let start = Instant::now();
+    let mut rest = Vec::new();
+    let _ = slow.read_to_end(&mut rest);
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(5),
+        "closed after {waited:?}"
+    );
+    let text = String::from_utf8_lossy(&rest);
+    assert!(
+        rest.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "nothing, or 408: {text}"
+    );
+    Ok(())
+}
