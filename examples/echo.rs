@@ -15,8 +15,8 @@
 //!
 //! SIGINT (Ctrl-C) or SIGTERM shuts it down gracefully, at no cost to the echo loop: it stops
 //! accepting, shuts down the read side of every connection (each one then echoes what it has
-//! already received, reads end of stream and closes), waits at most 5 s for them, says what it
-//! did, and exits 0. To reach the connections, it keeps a duplicate of each one's socket.
+//! already received, reads end of stream and closes), waits at most 5 s for them (`--grace-ms N`
+//! after the address changes that), says what it did, and exits 0. To reach the connections, it keeps a duplicate of each one's socket.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -30,19 +30,29 @@ use ripple::runtime::{Handle, Metrics};
 use ripple::signal::unix::{signal, SignalKind};
 use ripple::task::JoinSet;
 
-/// How long a graceful shutdown waits for the connections to finish.
+/// How long a graceful shutdown waits for the connections to finish, unless `--grace-ms` says.
 const GRACE: Duration = Duration::from_secs(5);
 
 #[ripple::main]
 async fn main() -> io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let addr = args
+        .first()
+        .cloned()
         .unwrap_or_else(|| "127.0.0.1:8080".into());
+    let grace = match args.iter().position(|arg| arg == "--grace-ms") {
+        Some(at) => {
+            Duration::from_millis(args.get(at + 1).and_then(|ms| ms.parse().ok()).ok_or_else(
+                || io::Error::new(io::ErrorKind::InvalidInput, "--grace-ms needs a number"),
+            )?)
+        }
+        None => GRACE,
+    };
     let listener = TcpListener::bind(addr).await?;
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
     println!("listening on {}", listener.local_addr()?);
-    if std::env::args().nth(2).as_deref() == Some("--metrics") {
+    if args.iter().any(|arg| arg == "--metrics") {
         ripple::spawn(print_metrics_every_second());
     }
     // Each connection's task returns its number; `open` holds a duplicate of its socket under
@@ -102,7 +112,7 @@ async fn main() -> io::Result<()> {
         out,
         "{signal_name}: shutting down, {count} connection(s) open"
     );
-    let finished = ripple::time::timeout(GRACE, async {
+    let finished = ripple::time::timeout(grace, async {
         while connections.join_next().await.is_some() {}
     })
     .await;
@@ -110,9 +120,9 @@ async fn main() -> io::Result<()> {
         Ok(()) => writeln!(out, "all {count} connection(s) closed; bye"),
         Err(_) => writeln!(
             out,
-            "{} connection(s) still busy after {} s: closed; bye",
+            "{} connection(s) still busy after {} ms: closed; bye",
             connections.len(),
-            GRACE.as_secs()
+            grace.as_millis()
         ),
     };
     Ok(())
