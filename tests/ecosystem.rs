@@ -50,8 +50,11 @@ fn async_channel_carries_messages_between_tasks_and_from_a_plain_thread() -> io:
                 sum
             });
             no_hang(task).await?.expect("producer task");
-            thread.join().expect("producer thread");
+            // The consumer ends once both producers have dropped their senders. Only then is
+            // the thread joined: joining it earlier would block this runtime thread while the
+            // thread waits, on a full channel, for the consumer that runs here.
             let sum = no_hang(consumer).await?.expect("consumer task");
+            thread.join().expect("producer thread");
             assert_eq!(sum, (0..200).sum::<u64>(), "every message, once");
             io::Result::Ok(())
         })?;
