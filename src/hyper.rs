@@ -61,7 +61,10 @@ impl<T: Stream> Io<T> {
 
 /// A ripple stream that [`Io`] can give to hyper: reads into uninitialised memory (so that
 /// hyper's read buffer is never zero-filled), writes, and a shut-down write side.
-pub trait Stream: Unpin {
+///
+/// Sealed: `Io` trusts `poll_read_uninit` to initialise the bytes it counts, so only ripple's
+/// own streams implement it.
+pub trait Stream: sealed::Sealed + Unpin {
     /// Reads into `buf`; returns `n`, with the first `n` bytes of `buf` then initialised.
     fn poll_read_uninit(
         &self,
@@ -72,6 +75,14 @@ pub trait Stream: Unpin {
     fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>>;
     /// Shuts down the write side.
     fn shutdown_write(&self) -> io::Result<()>;
+}
+
+/// The seal of [`Stream`].
+mod sealed {
+    /// Implemented only here.
+    pub trait Sealed {}
+    impl Sealed for crate::net::TcpStream {}
+    impl Sealed for crate::net::UnixStream {}
 }
 
 impl Stream for TcpStream {
@@ -112,13 +123,19 @@ impl<T: Stream> hyper::rt::Read for Io<T> {
         cx: &mut Context<'_>,
         mut buf: hyper::rt::ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
-        let n = {
-            // SAFETY: `poll_read_uninit` only writes initialised bytes into the slice, never
-            // de-initialises any, so the cursor's filled part stays valid.
+        let (n, room) = {
+            // SAFETY: `poll_read_uninit` (of ripple's own streams: the trait is sealed) only
+            // writes initialised bytes into the slice, never de-initialises any, so the
+            // cursor's filled part stays valid.
             let unfilled = unsafe { buf.as_mut() };
-            ready!(self.inner.poll_read_uninit(cx, unfilled))?
+            let room = unfilled.len();
+            (ready!(self.inner.poll_read_uninit(cx, unfilled))?, room)
         };
-        // SAFETY: the read initialised the first `n` bytes of the unfilled part.
+        assert!(
+            n <= room,
+            "a read returned more bytes than it was given room for"
+        );
+        // SAFETY: the read initialised the first `n` bytes of the unfilled part, and `n` fits.
         unsafe { buf.advance(n) };
         Poll::Ready(Ok(()))
     }

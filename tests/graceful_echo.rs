@@ -36,6 +36,16 @@ fn sigterm_echoes_what_was_sent_then_closes_and_exits_0() -> io::Result<()> {
         .and_then(|addr| addr.parse().ok())
         .ok_or_else(|| io::Error::other(format!("unexpected first line: {line:?}")))?;
 
+    // A client that half-closes gets its echo and then the end of the stream at once: the
+    // duplicate the server keeps for shutdown must not hold the connection open.
+    let mut done = TcpStream::connect(addr)?;
+    done.set_read_timeout(Some(LIMIT))?;
+    done.write_all(b"bye")?;
+    done.shutdown(std::net::Shutdown::Write)?;
+    let mut echoed = Vec::new();
+    done.read_to_end(&mut echoed)?;
+    assert_eq!(echoed, b"bye");
+
     let mut client = TcpStream::connect(addr)?;
     client.set_read_timeout(Some(LIMIT))?;
     let mut idle = TcpStream::connect(addr)?;

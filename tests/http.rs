@@ -410,7 +410,8 @@ fn sigterm_answers_the_request_in_flight_closes_idle_connections_and_exits_0() -
     // A slow client in the middle of its request.
     let mut slow = server.connect()?;
     slow.send(b"GET / HTTP/1.1\r\nHost: x\r\n")?;
-    std::thread::sleep(Duration::from_millis(100));
+    // Time for the server to read the half request (then it is mid-request, not idle).
+    std::thread::sleep(Duration::from_millis(500));
 
     // SAFETY: kill(2) on the server's own process id, which this test started and still owns.
     let sent = unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) };

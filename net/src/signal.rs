@@ -3,10 +3,13 @@
 //! A signal handler may do almost nothing: no lock, no allocation, no waker (it could interrupt
 //! the very code that holds the lock). So the handler, installed once per signal for the whole
 //! process, does two async-signal-safe things: it counts the delivery in an atomic, and it writes
-//! one byte to a socket pair (the "self-pipe"). Each [`Signal`](unix::Signal) holds a duplicate of the pair's
-//! read end, registered with its own runtime's reactor, so the write wakes every listener, on
-//! every runtime of the process; a woken listener empties the socket and compares the count with
-//! the last one it saw. Deliveries that come together may merge into one, as with tokio.
+//! one byte to a socket pair (the "self-pipe"). Each [`Signal`](unix::Signal) holds a duplicate
+//! of the pair's read end, registered with its own runtime's reactor, so the write wakes
+//! listeners on every runtime of the process. A woken listener empties the socket and compares
+//! the count with the last one it saw. Emptying it can swallow the edge another listener's epoll
+//! had not collected yet (epoll looks at the socket again when it reports), so whoever empties
+//! it also wakes every waiting listener, from a list of wakers kept in ordinary memory (the
+//! handler never touches it). Deliveries that come together may merge into one, as with tokio.
 //! Installing the handler uses `signal-hook-registry`, which keeps any handler already there.
 
 use std::fmt;
@@ -34,6 +37,9 @@ struct Globals {
     /// Which signals have a handler installed (under the lock, so that two first listeners
     /// install it once).
     installed: Mutex<[bool; SIGNALS]>,
+    /// The listeners waiting for a delivery, of any signal: woken by whoever empties the
+    /// socket, since that may take their epoll edge.
+    waiting: Mutex<Vec<std::task::Waker>>,
 }
 
 /// The process's signal globals, made at first use.
@@ -51,6 +57,7 @@ fn globals() -> io::Result<&'static Globals> {
         receiver,
         deliveries: [const { AtomicU64::new(0) }; SIGNALS],
         installed: Mutex::new([false; SIGNALS]),
+        waiting: Mutex::new(Vec::new()),
     }))
 }
 
@@ -184,6 +191,8 @@ pub mod unix {
         io: Async<UnixStream>,
         /// The signal's deliveries, counted by its handler.
         deliveries: &'static AtomicU64,
+        /// The process's signal globals (the list of waiting listeners).
+        globals: &'static Globals,
         /// The count this listener has reported up to.
         seen: u64,
         /// The signal's number.
@@ -208,12 +217,16 @@ pub mod unix {
     pub fn signal(kind: SignalKind) -> io::Result<Signal> {
         let signum = kind.0;
         let globals = globals()?;
+        // Registered first: outside a runtime this fails before any handler changes what the
+        // signal does to the process.
+        let io = Async::new(globals.receiver.try_clone()?)?;
         install(globals, signum)?;
         let deliveries = &globals.deliveries[signum as usize];
         Ok(Signal {
-            io: Async::new(globals.receiver.try_clone()?)?,
+            io,
             seen: deliveries.load(Ordering::SeqCst),
             deliveries,
+            globals,
             signum,
         })
     }
@@ -236,24 +249,59 @@ pub mod unix {
                 // Nothing new: wait for a byte on the self-pipe. An error here means the
                 // runtime has shut down.
                 let event = match self.io.poll_read_ready(cx) {
-                    Poll::Pending => return Poll::Pending,
+                    Poll::Pending => return self.wait(cx),
                     Poll::Ready(Err(_)) => return Poll::Ready(None),
                     Poll::Ready(Ok(event)) => event,
                 };
-                // Empty the socket (any listener may; each got its own wake-up), forget the
-                // readiness, and look at the count again: a delivery after this point writes a
-                // new byte, which wakes this listener anew.
+                // Empty the socket, forget the readiness, and look at the count again: a
+                // delivery after this point writes a new byte, which wakes this listener anew.
                 let mut sink = [0u8; 64];
                 let mut socket = self.io.get_ref();
+                let mut emptied = false;
                 loop {
                     match socket.read(&mut sink) {
-                        Ok(n) if n > 0 => continue,
+                        Ok(n) if n > 0 => emptied = true,
                         Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
                         _ => break,
                     }
                 }
                 self.io.clear_readiness(event);
+                if emptied {
+                    // The bytes taken may have been other listeners' only wake-up.
+                    let waiting = std::mem::take(&mut *self.lock_waiting());
+                    for waker in waiting {
+                        waker.wake();
+                    }
+                }
             }
+        }
+    }
+
+    impl Signal {
+        /// The waiting listeners, locked.
+        fn lock_waiting(&self) -> std::sync::MutexGuard<'_, Vec<std::task::Waker>> {
+            self.globals
+                .waiting
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        }
+
+        /// Parks: joins the list of waiting listeners (in case another listener empties the
+        /// socket before this one's epoll reports it), then looks at the count once more, since
+        /// a listener that emptied the socket before this joined the list woke nobody.
+        fn wait(&mut self, cx: &mut Context<'_>) -> Poll<Option<()>> {
+            {
+                let mut waiting = self.lock_waiting();
+                if !waiting.iter().any(|w| w.will_wake(cx.waker())) {
+                    waiting.push(cx.waker().clone());
+                }
+            }
+            let now = self.deliveries.load(Ordering::SeqCst);
+            if now != self.seen {
+                self.seen = now;
+                return Poll::Ready(Some(()));
+            }
+            Poll::Pending
         }
     }
 

@@ -190,12 +190,6 @@ impl<T: AsFd> Async<T> {
         drive(source, cx, interest, || op(io)).map_ok(|(done, _)| done)
     }
 
-    /// The I/O object, mutably. Replacing its fd while it is registered leaves the
-    /// registration with the old one (see `deregister`).
-    pub fn get_mut(&mut self) -> &mut T {
-        self.io.as_mut().expect("Async always holds its I/O object")
-    }
-
     /// Forgets the readiness that a short stream transfer used up; a drained read side is also
     /// queued for the driver's re-check (see [`poll_io`](Self::poll_io)).
     #[inline]

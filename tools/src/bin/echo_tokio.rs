@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::Shutdown;
 use std::os::fd::AsFd;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures_lite::future::or;
@@ -51,10 +52,10 @@ async fn serve(addr: String) -> io::Result<()> {
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
     println!("listening on {}", listener.local_addr()?);
-    // Each connection's task returns its number; `open` holds a duplicate of its socket under
-    // that number until it ends, so that a shutdown can reach it.
+    // `open` holds a duplicate of each connection's socket, so that a shutdown can reach it;
+    // the connection's task removes it (closing the duplicate) when it ends, however it ends.
     let mut connections = JoinSet::new();
-    let mut open = HashMap::new();
+    let open: Open = Arc::default();
     let mut next = 0u64;
     let signal_name = loop {
         // The signals are looked at first, so that a flood of connections cannot hide them.
@@ -72,14 +73,15 @@ async fn serve(addr: String) -> io::Result<()> {
                 next += 1;
                 // One `dup` per connection: the echo loop itself stays as it was.
                 if let Ok(fd) = stream.as_fd().try_clone_to_owned() {
-                    open.insert(id, std::net::TcpStream::from(fd));
+                    lock(&open).insert(id, std::net::TcpStream::from(fd));
                 }
-                connections.spawn(echo(stream, id));
-                while let Some(ended) = connections.try_join_next() {
-                    if let Ok(id) = ended {
-                        open.remove(&id);
-                    }
-                }
+                let entry = Entry {
+                    id,
+                    open: open.clone(),
+                };
+                connections.spawn(echo(stream, entry));
+                // Forget the tasks that have ended.
+                while connections.try_join_next().is_some() {}
             }
             // Out of file descriptors (EMFILE) or memory: the connection waits in the backlog.
             // Back off instead of spinning on an accept that keeps failing.
@@ -93,13 +95,9 @@ async fn serve(addr: String) -> io::Result<()> {
     // Stop accepting, then end every connection's reads: what a client sent before this is
     // still echoed; its next read sees end of stream, and its task ends.
     drop(listener);
-    while let Some(ended) = connections.try_join_next() {
-        if let Ok(id) = ended {
-            open.remove(&id);
-        }
-    }
+    while connections.try_join_next().is_some() {}
     let count = connections.len();
-    for socket in open.values() {
+    for socket in lock(&open).values() {
         let _ = socket.shutdown(Shutdown::Read);
     }
     // `let _ =`: a closed stdout must not turn a clean shutdown into a panic.
@@ -124,16 +122,39 @@ async fn serve(addr: String) -> io::Result<()> {
     Ok(())
 }
 
-/// Sends back whatever arrives, until the client closes or the connection fails; returns the
-/// connection's number `id`.
-async fn echo(mut stream: TcpStream, id: u64) -> u64 {
+/// Duplicates of the open connections' sockets, by connection number.
+type Open = Arc<Mutex<HashMap<u64, std::net::TcpStream>>>;
+
+/// A connection's entry in [`Open`]: dropped with the connection's task, which removes the
+/// entry and so closes the duplicate.
+struct Entry {
+    /// The connection's number.
+    id: u64,
+    /// Where its duplicate is.
+    open: Open,
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        lock(&self.open).remove(&self.id);
+    }
+}
+
+/// The map of open sockets, locked (each change is one map call, so a poisoned lock is fine).
+fn lock(open: &Open) -> std::sync::MutexGuard<'_, HashMap<u64, std::net::TcpStream>> {
+    open.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Sends back whatever arrives, until the client closes or the connection fails. `_entry` goes
+/// with it: its drop, when this future ends, forgets the connection.
+async fn echo(mut stream: TcpStream, _entry: Entry) {
     let mut buf = vec![0; 4096];
     loop {
         match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => return id,
+            Ok(0) | Err(_) => return,
             Ok(n) => {
                 if stream.write_all(&buf[..n]).await.is_err() {
-                    return id;
+                    return;
                 }
             }
         }
