@@ -17,7 +17,10 @@
 //! - multi-thread: the echo at 50 connections (`examples/echo_multi_thread.rs` against the tokio
 //!   twin on tokio's multi-thread runtime, unpinned: two workers pinned to one CPU would measure
 //!   one core), its counts, and the `mt_*` micro benchmarks of `benches/runtime.rs`
-//!   (`benches/runtime_ratios.sh`), each ratio with its spread over the runs.
+//!   (`benches/runtime_ratios.sh`), each ratio with its spread over the runs;
+//! - hyper: `examples/hyper_hello.rs` (`ripple::hyper`) against the same service on tokio with
+//!   hyper-util (`benches/hyper_counts.sh`): instructions per request, and requests per second
+//!   at 50 and 256 connections.
 //!
 //! With `taskset` on the machine the server runs on CPU 0 and the load on CPU 1. Every figure is
 //! the median of the runs, every ratio the median of the per-pair ratios ripple/tokio. The
@@ -121,6 +124,8 @@ struct Plan {
     micro_runs: usize,
     /// ... and criterion's measurement time in each, in seconds.
     micro_seconds: u32,
+    /// Ripple/tokio pairs for hyper's requests per second.
+    hyper_pairs: usize,
 }
 
 /// A server to start: its program, and what it needs besides its address.
@@ -262,6 +267,7 @@ fn run() -> Result<()> {
             count_messages: 300,
             micro_runs: 1,
             micro_seconds: 1,
+            hyper_pairs: 1,
         }
     } else {
         Plan {
@@ -276,6 +282,7 @@ fn run() -> Result<()> {
             count_messages: 2_000,
             micro_runs: 5,
             micro_seconds: 3,
+            hyper_pairs: 7,
         }
     };
     eprintln!("net: building the servers and the client (release)");
@@ -316,6 +323,7 @@ fn run() -> Result<()> {
     )?;
     counts(&plan, Some(multi), &mut figures, &mut notes)?;
     micro(&plan, multi, &mut figures, &mut notes)?;
+    hyper(&plan, &mut figures, &mut notes)?;
 
     let elapsed = started.elapsed().as_secs_f64();
     eprintln!("net: done in {elapsed:.0} s");
@@ -720,6 +728,65 @@ fn counts(
     Ok(())
 }
 
+/// hyper on ripple against hyper on tokio's current-thread runtime (`benches/hyper_counts.sh`):
+/// user-space instructions per request, and requests per second with `wrk` at 50 and 256
+/// connections, pinned.
+fn hyper(plan: &Plan, figures: &mut Vec<Figure>, notes: &mut Vec<String>) -> Result<()> {
+    let modes = [
+        (
+            "callgrind",
+            "hyper: user-space instructions per request, wrk -c10 (callgrind)",
+            Better::Lower,
+        ),
+        ("rps50", "hyper: requests/s, 50 conns (wrk)", Better::Higher),
+        (
+            "rps256",
+            "hyper: requests/s, 256 conns (wrk)",
+            Better::Higher,
+        ),
+    ];
+    for (mode, name, better) in modes {
+        if mode == "callgrind" && !on_path("valgrind") {
+            notes.push(format!("{name}: skipped, `valgrind` is not installed."));
+            continue;
+        }
+        eprintln!("net: hyper {mode}");
+        let pairs = if mode == "callgrind" {
+            plan.count_pairs
+        } else {
+            plan.hyper_pairs
+        };
+        let output = Command::new("bash")
+            .arg(workspace::root().join("benches/hyper_counts.sh"))
+            .args([mode, &pairs.to_string()])
+            .output()?;
+        let text = String::from_utf8_lossy(&output.stdout);
+        // The script's line ends with "(median of N pairs: ripple a b ...; tokio c d ...)".
+        let runs = |label: &str| -> Vec<f64> {
+            text.split(label)
+                .nth(1)
+                .unwrap_or("")
+                .split([';', ')'])
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .filter_map(|v| v.parse().ok())
+                .collect()
+        };
+        let (ripple, tokio) = (runs("pairs: ripple "), runs("; tokio "));
+        if ripple.is_empty() || ripple.len() != tokio.len() {
+            notes.push(format!(
+                "{name}: benches/hyper_counts.sh gave no figures ({}).",
+                String::from_utf8_lossy(&output.stderr).trim()
+            ));
+            continue;
+        }
+        let pairs: Vec<(f64, f64)> = ripple.into_iter().zip(tokio).collect();
+        figures.push(Figure::from_pairs(name.to_string(), better, &pairs));
+    }
+    Ok(())
+}
+
 /// The multi-thread micro benchmarks (`benches/runtime_ratios.sh mt_`): per group, the median
 /// times and the median ratio with its spread over the runs; for `mt_cpu_scaling`, each
 /// runtime's speed-up from a second worker.
@@ -849,6 +916,15 @@ fn write_report(
          (criterion, {} s per measurement; the code of tokio's `benches/rt_multi_threaded.rs`, \
          see `benches/runtime.rs`).\n",
         plan.micro_runs, plan.micro_seconds
+    );
+    let _ = writeln!(
+        md,
+        "- hyper: `examples/hyper_hello.rs` (`ripple::hyper`) against \
+         `tools/src/bin/hyper_hello_tokio.rs` (the same service on tokio's current-thread \
+         runtime, through hyper-util), by `benches/hyper_counts.sh`: instructions per request \
+         under `wrk -t1 -c10 -d2s` ({} pair(s)), requests per second with `wrk -t1 -cN -d3s`, \
+         pinned ({} pairs).\n",
+        plan.count_pairs, plan.hyper_pairs
     );
     let _ = writeln!(md, "## Results\n");
     md.push_str(&table(figures));
