@@ -701,31 +701,36 @@ fn counts(
                 },
             )
             .output()?;
-        let text = String::from_utf8_lossy(&output.stdout);
-        // The script's line ends with "(median of N pairs: ripple a b ...; tokio c d ...)".
-        let runs = |label: &str| -> Vec<f64> {
-            text.split(label)
-                .nth(1)
-                .unwrap_or("")
-                .split([';', ')'])
-                .next()
-                .unwrap_or("")
-                .split_whitespace()
-                .filter_map(|v| v.parse().ok())
-                .collect()
-        };
-        let (ripple, tokio) = (runs("pairs: ripple "), runs("; tokio "));
-        if ripple.is_empty() || ripple.len() != tokio.len() {
+        let Some(pairs) = script_pairs(&output.stdout) else {
             notes.push(format!(
                 "{name}: benches/echo_counts.sh gave no figures ({}).",
                 String::from_utf8_lossy(&output.stderr).trim()
             ));
             continue;
-        }
-        let pairs: Vec<(f64, f64)> = ripple.into_iter().zip(tokio).collect();
+        };
         figures.push(Figure::from_pairs(name, Better::Lower, &pairs));
     }
     Ok(())
+}
+
+/// The (ripple, tokio) pairs of a `benches/*_counts.sh` run, from the line ending with
+/// "(median of N pairs: ripple a b ...; tokio c d ...)"; `None` if it has none.
+fn script_pairs(stdout: &[u8]) -> Option<Vec<(f64, f64)>> {
+    let text = String::from_utf8_lossy(stdout);
+    let runs = |label: &str| -> Vec<f64> {
+        text.split(label)
+            .nth(1)
+            .unwrap_or("")
+            .split([';', ')'])
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .filter_map(|v| v.parse().ok())
+            .collect()
+    };
+    let (ripple, tokio) = (runs("pairs: ripple "), runs("; tokio "));
+    (!ripple.is_empty() && ripple.len() == tokio.len())
+        .then(|| ripple.into_iter().zip(tokio).collect())
 }
 
 /// hyper on ripple against hyper on tokio's current-thread runtime (`benches/hyper_counts.sh`):
@@ -760,28 +765,13 @@ fn hyper(plan: &Plan, figures: &mut Vec<Figure>, notes: &mut Vec<String>) -> Res
             .arg(workspace::root().join("benches/hyper_counts.sh"))
             .args([mode, &pairs.to_string()])
             .output()?;
-        let text = String::from_utf8_lossy(&output.stdout);
-        // The script's line ends with "(median of N pairs: ripple a b ...; tokio c d ...)".
-        let runs = |label: &str| -> Vec<f64> {
-            text.split(label)
-                .nth(1)
-                .unwrap_or("")
-                .split([';', ')'])
-                .next()
-                .unwrap_or("")
-                .split_whitespace()
-                .filter_map(|v| v.parse().ok())
-                .collect()
-        };
-        let (ripple, tokio) = (runs("pairs: ripple "), runs("; tokio "));
-        if ripple.is_empty() || ripple.len() != tokio.len() {
+        let Some(pairs) = script_pairs(&output.stdout) else {
             notes.push(format!(
                 "{name}: benches/hyper_counts.sh gave no figures ({}).",
                 String::from_utf8_lossy(&output.stderr).trim()
             ));
             continue;
-        }
-        let pairs: Vec<(f64, f64)> = ripple.into_iter().zip(tokio).collect();
+        };
         figures.push(Figure::from_pairs(name.to_string(), better, &pairs));
     }
     Ok(())
