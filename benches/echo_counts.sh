@@ -82,31 +82,6 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# Starts a server command (its last argument is ADDR, 127.0.0.1:0 so that the kernel picks a
-# free port) in the background; waits for its banner and sets server_addr to the address in it.
-start_server() {
-  local log=$1
-  shift
-  "$@" >"$log" 2>&1 &
-  server_pid=$!
-  for _ in $(seq 200); do
-    server_addr=$(sed -n 's/^listening on \([0-9.:]*\).*/\1/p' "$log" 2>/dev/null | head -n 1)
-    [[ -n $server_addr ]] && return
-    sleep 0.1
-  done
-  echo "server did not start: $(cat "$log")" >&2
-  exit 1
-}
-
-# Stops the server: SIGTERM to the measured process itself (the tracer's child; valgrind runs
-# in place), since a background job ignores SIGINT; then waits for the tracer's report.
-stop_server() {
-  local child
-  child=$(pgrep -P "$server_pid" | head -n 1 || true)
-  kill -TERM "${child:-$server_pid}" 2>/dev/null || true
-  wait "$server_pid" 2>/dev/null || true
-}
-
 # One measurement in `mode` of the server `which` (ripple or tokio); prints one number.
 measure() {
   local mode=$1 which=$2 out="$work/out" log="$work/log"
@@ -164,23 +139,7 @@ measure() {
   esac
 }
 
-# The median of the numbers on standard input.
-median() {
-  sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
-for mode in $modes; do
-  : >"$work/ripple"
-  : >"$work/tokio"
-  : >"$work/ratio"
-  for _ in $(seq "$pairs"); do
-    r=$(measure "$mode" ripple)
-    t=$(measure "$mode" tokio)
-    echo "$r" >>"$work/ripple"
-    echo "$t" >>"$work/tokio"
-    awk -v r="$r" -v t="$t" 'BEGIN { printf "%.3f\n", r / t }' >>"$work/ratio"
-  done
-  printf '%-10s ripple %-9s tokio %-9s ratio ripple/tokio %s   (median of %s pairs: ripple %s; tokio %s)\n' \
-    "$mode" "$(median <"$work/ripple")" "$(median <"$work/tokio")" "$(median <"$work/ratio")" \
-    "$pairs" "$(paste -sd' ' "$work/ripple")" "$(paste -sd' ' "$work/tokio")"
-done
+# The helpers and the pairs loop.
+# shellcheck source=benches/pairs.sh
+source benches/pairs.sh
+run_pairs

@@ -37,27 +37,6 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# Starts a server in the background (its output in $work/log); sets server_pid and server_addr.
-start_server() {
-  "$@" >"$work/log" 2>&1 &
-  server_pid=$!
-  for _ in $(seq 200); do
-    server_addr=$(sed -n 's/^listening on \([0-9.:]*\).*/\1/p' "$work/log" 2>/dev/null | head -n 1)
-    [[ -n $server_addr ]] && return
-    sleep 0.1
-  done
-  echo "server did not start: $(cat "$work/log")" >&2
-  exit 1
-}
-
-# Stops the server (SIGTERM to the measured process, the tracer's child if any).
-stop_server() {
-  local child
-  child=$(pgrep -P "$server_pid" | head -n 1 || true)
-  kill -TERM "${child:-$server_pid}" 2>/dev/null || true
-  wait "$server_pid" 2>/dev/null || true
-}
-
 # The server command for `which`, with the address where the program wants it.
 command_for() {
   local -n program=${1}_server
@@ -75,13 +54,13 @@ measure() {
   local server=($(command_for "$which"))
   case $mode in
     callgrind)
-      start_server valgrind --tool=callgrind --callgrind-out-file="$work/out" "${server[@]}"
+      start_server "$work/log" valgrind --tool=callgrind --callgrind-out-file="$work/out" "${server[@]}"
       requests=$(wrk -t1 -c10 -d2s "http://$server_addr/" | awk '/requests in/ { print $1 }')
       stop_server
       awk -v n="$requests" '/^summary:/ { printf "%.0f\n", $2 / n }' "$work/out"
       ;;
     rps50 | rps256)
-      start_server "${pin_server[@]}" "${server[@]}"
+      start_server "$work/log" "${pin_server[@]}" "${server[@]}"
       "${pin_client[@]}" wrk -t1 -c"${mode#rps}" -d3s "http://$server_addr/" |
         awk '/^Requests\/sec/ { printf "%.0f\n", $2 }'
       stop_server
@@ -93,22 +72,7 @@ measure() {
   esac
 }
 
-median() {
-  sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
-for mode in $modes; do
-  : >"$work/ripple"
-  : >"$work/tokio"
-  : >"$work/ratio"
-  for _ in $(seq "$pairs"); do
-    r=$(measure "$mode" ripple)
-    t=$(measure "$mode" tokio)
-    echo "$r" >>"$work/ripple"
-    echo "$t" >>"$work/tokio"
-    awk -v r="$r" -v t="$t" 'BEGIN { printf "%.3f\n", r / t }' >>"$work/ratio"
-  done
-  printf '%-10s ripple %-9s tokio %-9s ratio ripple/tokio %s   (median of %s pairs: ripple %s; tokio %s)\n' \
-    "$mode" "$(median <"$work/ripple")" "$(median <"$work/tokio")" "$(median <"$work/ratio")" \
-    "$pairs" "$(paste -sd' ' "$work/ripple")" "$(paste -sd' ' "$work/tokio")"
-done
+# The helpers and the pairs loop.
+# shellcheck source=benches/pairs.sh
+source benches/pairs.sh
+run_pairs
