@@ -1,4 +1,5 @@
-//! Signals: every listener woken for each delivery, on both flavours and across runtimes,
+//! Signals: every listener woken for each delivery, on both flavours and across runtimes (and
+//! when listeners on three runtimes race to empty the self-pipe),
 //! `ctrl_c` resolved by SIGINT, `None` once the listener's runtime is gone, and clear errors for
 //! the signals that cannot be caught. Each test uses a signal of its own: signals are
 //! process-wide, and the tests of this file run side by side.
@@ -119,5 +120,76 @@ fn uncatchable_or_unknown_signals_are_errors() -> io::Result<()> {
             );
         }
     });
+    Ok(())
+}
+
+/// Listeners on three runtimes (two current-thread runtimes on threads of their own, and both
+/// workers of a multi-thread one), each in its own task, racing to empty the self-pipe they
+/// share: for each of 200 deliveries every one must wake. A listener that empties the pipe before
+/// another runtime's epoll has collected that runtime's edge swallows it (epoll drops an edge
+/// whose file is no longer readable when collected), so the one that empties it must wake the
+/// others.
+#[test]
+fn listeners_racing_on_three_runtimes_each_wake_for_every_delivery() -> io::Result<()> {
+    const LISTENERS: usize = 4;
+    let (heard, hearings) = std::sync::mpsc::channel();
+    let (stop, stopped) = async_channel::bounded::<()>(1);
+    let listen = move |listener: usize| {
+        let heard = heard.clone();
+        let stopped = stopped.clone();
+        let (ready, is_ready) = std::sync::mpsc::channel();
+        let task = async move {
+            let mut winches = signal(SignalKind::from_raw(libc::SIGWINCH))?;
+            ready.send(()).expect("the test waits");
+            // Until the test closes `stop`.
+            let stopping = || async {
+                let _ = stopped.recv().await;
+                None
+            };
+            while let Some(()) = futures_lite::future::or(winches.recv(), stopping()).await {
+                heard.send(listener).expect("the test listens");
+            }
+            io::Result::Ok(())
+        };
+        (task, is_ready)
+    };
+    let mut threads = Vec::new();
+    for listener in 0..2 {
+        let (task, is_ready) = listen(listener);
+        threads.push(std::thread::spawn(move || {
+            Builder::new_current_thread().build()?.block_on(task)
+        }));
+        is_ready.recv().expect("the listener started");
+    }
+    let multi = Builder::new_multi_thread().worker_threads(2).build()?;
+    let mut on_multi = Vec::new();
+    for listener in 2..LISTENERS {
+        let (task, is_ready) = listen(listener);
+        on_multi.push(multi.spawn(task));
+        is_ready.recv().expect("the listener started");
+    }
+    for delivery in 0..200 {
+        raise(libc::SIGWINCH);
+        // Every listener reports this delivery (the next is raised only once all have, so no
+        // two deliveries merge).
+        let mut seen = [false; LISTENERS];
+        while seen.contains(&false) {
+            let listener = hearings
+                .recv_timeout(LIMIT)
+                .unwrap_or_else(|_| panic!("delivery {delivery}: heard by {seen:?} only"));
+            assert!(
+                !seen[listener],
+                "delivery {delivery}: listener {listener} woke twice"
+            );
+            seen[listener] = true;
+        }
+    }
+    stop.close();
+    for thread in threads {
+        thread.join().expect("a listener's thread")?;
+    }
+    for handle in on_multi {
+        multi.block_on(handle).expect("a listener's task")?;
+    }
     Ok(())
 }
