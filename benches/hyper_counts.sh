@@ -11,8 +11,10 @@
 #               CPU 1.
 #   rps256      the same with 256 connections.
 #
-# HYPER_FLAVOR=multi_thread runs tokio's multi-thread runtime for the twin (2 workers,
-# TOKIO_WORKER_THREADS), not pinned; ripple's example stays as it is (current-thread).
+# HYPER_FLAVOR=multi_thread runs both on their multi-thread runtimes, with 2 workers each
+# (RIPPLE_WORKER_THREADS, TOKIO_WORKER_THREADS), not pinned: wrk competes with the servers for
+# the 2 CPUs. callgrind runs one thread at a time, so its count adds up every worker's
+# instructions.
 #
 # Usage: bash benches/hyper_counts.sh [MODE ...|all] [PAIRS] (default: all, 3 pairs). Needs wrk,
 # and valgrind for callgrind.
@@ -29,7 +31,8 @@ tokio_server=("$target/release/hyper_hello_tokio")
 pin_server=(taskset -c 0)
 pin_client=(taskset -c 1)
 if [[ ${HYPER_FLAVOR:-current_thread} == multi_thread ]]; then
-  export TOKIO_WORKER_THREADS=2
+  export RIPPLE_WORKER_THREADS=2 TOKIO_WORKER_THREADS=2
+  ripple_server+=(127.0.0.1:0 multi_thread)
   tokio_server+=(127.0.0.1:0 multi_thread)
   pin_server=()
   pin_client=()

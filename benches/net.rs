@@ -20,7 +20,8 @@
 //!   (`benches/runtime_ratios.sh`), each ratio with its spread over the runs;
 //! - hyper: `examples/hyper_hello.rs` (`ripple::hyper`) against the same service on tokio with
 //!   hyper-util (`benches/hyper_counts.sh`): instructions per request, and requests per second
-//!   at 50 and 256 connections.
+//!   at 50 and 256 connections; on the current-thread runtimes (pinned), then on the
+//!   multi-thread ones (2 workers each, unpinned).
 //!
 //! With `taskset` on the machine the server runs on CPU 0 and the load on CPU 1. Every figure is
 //! the median of the runs, every ratio the median of the per-pair ratios ripple/tokio. The
@@ -323,7 +324,8 @@ fn run() -> Result<()> {
     )?;
     counts(&plan, Some(multi), &mut figures, &mut notes)?;
     micro(&plan, multi, &mut figures, &mut notes)?;
-    hyper(&plan, &mut figures, &mut notes)?;
+    hyper(&plan, None, &mut figures, &mut notes)?;
+    hyper(&plan, Some(multi), &mut figures, &mut notes)?;
 
     let elapsed = started.elapsed().as_secs_f64();
     eprintln!("net: done in {elapsed:.0} s");
@@ -733,10 +735,16 @@ fn script_pairs(stdout: &[u8]) -> Option<Vec<(f64, f64)>> {
         .then(|| ripple.into_iter().zip(tokio).collect())
 }
 
-/// hyper on ripple against hyper on tokio's current-thread runtime (`benches/hyper_counts.sh`):
-/// user-space instructions per request, and requests per second with `wrk` at 50 and 256
-/// connections, pinned.
-fn hyper(plan: &Plan, figures: &mut Vec<Figure>, notes: &mut Vec<String>) -> Result<()> {
+/// hyper on ripple against hyper on tokio (`benches/hyper_counts.sh`): user-space instructions
+/// per request, and requests per second with `wrk` at 50 and 256 connections; on the
+/// current-thread runtimes (pinned), or, with `multi` (the figures' prefix), on the multi-thread
+/// ones (`HYPER_FLAVOR=multi_thread`: 2 workers each, unpinned).
+fn hyper(
+    plan: &Plan,
+    multi: Option<&str>,
+    figures: &mut Vec<Figure>,
+    notes: &mut Vec<String>,
+) -> Result<()> {
     let modes = [
         (
             "callgrind",
@@ -750,12 +758,18 @@ fn hyper(plan: &Plan, figures: &mut Vec<Figure>, notes: &mut Vec<String>) -> Res
             Better::Higher,
         ),
     ];
+    let flavor = if multi.is_some() {
+        "multi_thread"
+    } else {
+        "current_thread"
+    };
     for (mode, name, better) in modes {
+        let name = format!("{}{name}", multi.unwrap_or(""));
         if mode == "callgrind" && !on_path("valgrind") {
             notes.push(format!("{name}: skipped, `valgrind` is not installed."));
             continue;
         }
-        eprintln!("net: hyper {mode}");
+        eprintln!("net: hyper {mode} ({flavor})");
         let pairs = if mode == "callgrind" {
             plan.count_pairs
         } else {
@@ -764,6 +778,7 @@ fn hyper(plan: &Plan, figures: &mut Vec<Figure>, notes: &mut Vec<String>) -> Res
         let output = Command::new("bash")
             .arg(workspace::root().join("benches/hyper_counts.sh"))
             .args([mode, &pairs.to_string()])
+            .env("HYPER_FLAVOR", flavor)
             .output()?;
         let Some(pairs) = script_pairs(&output.stdout) else {
             notes.push(format!(
@@ -772,7 +787,7 @@ fn hyper(plan: &Plan, figures: &mut Vec<Figure>, notes: &mut Vec<String>) -> Res
             ));
             continue;
         };
-        figures.push(Figure::from_pairs(name.to_string(), better, &pairs));
+        figures.push(Figure::from_pairs(name, better, &pairs));
     }
     Ok(())
 }
@@ -910,10 +925,12 @@ fn write_report(
     let _ = writeln!(
         md,
         "- hyper: `examples/hyper_hello.rs` (`ripple::hyper`) against \
-         `tools/src/bin/hyper_hello_tokio.rs` (the same service on tokio's current-thread \
-         runtime, through hyper-util), by `benches/hyper_counts.sh`: instructions per request \
-         under `wrk -t1 -c10 -d2s` ({} pair(s)), requests per second with `wrk -t1 -cN -d3s`, \
-         pinned ({} pairs).\n",
+         `tools/src/bin/hyper_hello_tokio.rs` (the same service on tokio, through hyper-util), \
+         by `benches/hyper_counts.sh`: instructions per request under `wrk -t1 -c10 -d2s` ({} \
+         pair(s)), requests per second with `wrk -t1 -cN -d3s` ({} pairs); on the \
+         current-thread runtimes, pinned, then (the rows that start with \"multi-thread\") \
+         `hyper_hello ADDR multi_thread` against `hyper_hello_tokio ADDR multi_thread`, 2 \
+         workers each, unpinned (`HYPER_FLAVOR=multi_thread`).\n",
         plan.count_pairs, plan.hyper_pairs
     );
     let _ = writeln!(md, "## Results\n");

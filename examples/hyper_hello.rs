@@ -5,9 +5,13 @@
 //! longer than 10 s to send a request head (`RIPPLE_HYPER_HEADER_TIMEOUT_MS` changes it; the
 //! tests use 300 ms) is cut off by `header_read_timeout`, which runs on ripple's timers.
 //!
+//! It runs on a current-thread runtime, or on the multi-thread one with `multi_thread` after the
+//! address; the runtime is built by hand here (`#[ripple::main]` picks one flavour when it
+//! compiles) so that one program can be measured on both.
+//!
 //! ```text
-//! cargo run --release --features hyper --example hyper_hello [ADDR]   # default 127.0.0.1:8080
-//! curl http://127.0.0.1:8080/
+//! cargo run --release --features hyper --example hyper_hello [ADDR [multi_thread]]
+//! curl http://127.0.0.1:8080/                     # ADDR defaults to 127.0.0.1:8080
 //! ```
 
 use std::convert::Infallible;
@@ -20,15 +24,29 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use ripple::net::TcpListener;
+use ripple::runtime::Builder;
 
 /// How long a client may take to send a request head.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
-#[ripple::main]
-async fn main() -> io::Result<()> {
+fn main() -> io::Result<()> {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:8080".into());
+    let runtime = match std::env::args().nth(2).as_deref() {
+        None => Builder::new_current_thread(),
+        Some("multi_thread") => Builder::new_multi_thread(),
+        Some(other) => {
+            let message = format!("unknown flavor '{other}': use multi_thread, or nothing");
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, message));
+        }
+    }
+    .build()?;
+    runtime.block_on(serve(addr))
+}
+
+/// Accepts connections on `addr` and serves each with hyper, in a task of its own.
+async fn serve(addr: String) -> io::Result<()> {
     let header_timeout = std::env::var("RIPPLE_HYPER_HEADER_TIMEOUT_MS")
         .ok()
         .and_then(|ms| ms.parse().ok())

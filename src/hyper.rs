@@ -32,17 +32,19 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
+use crate::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use crate::net::{TcpStream, UnixStream};
 use crate::runtime::Handle;
 
-/// A ripple stream as hyper's byte stream: `Io::new(stream)`.
+/// A ripple stream as hyper's byte stream: `Io::new(stream)`, for a [`TcpStream`] or a
+/// [`UnixStream`]; or one direction of it, for an owned half of `into_split`.
 #[derive(Debug)]
 pub struct Io<T> {
     /// The stream.
     inner: T,
 }
 
-impl<T: Stream> Io<T> {
+impl<T> Io<T> {
     /// Wraps `stream` for hyper.
     pub fn new(stream: T) -> Io<T> {
         Io { inner: stream }
@@ -59,65 +61,80 @@ impl<T: Stream> Io<T> {
     }
 }
 
-/// A ripple stream that [`Io`] can give to hyper: reads into uninitialised memory (so that
-/// hyper's read buffer is never zero-filled), writes, and a shut-down write side.
+/// A ripple stream, or read half, that [`Io`] can give to hyper as [`hyper::rt::Read`]: it
+/// reads into uninitialised memory, so that hyper's read buffer is never zero-filled.
 ///
 /// Sealed: `Io` trusts `poll_read_uninit` to initialise the bytes it counts, so only ripple's
-/// own streams implement it.
-pub trait Stream: sealed::Sealed + Unpin {
+/// own streams implement it: [`TcpStream`], [`UnixStream`] and [`OwnedReadHalf`].
+pub trait ReadStream: sealed::Sealed + Unpin {
     /// Reads into `buf`; returns `n`, with the first `n` bytes of `buf` then initialised.
     fn poll_read_uninit(
         &self,
         cx: &mut Context<'_>,
         buf: &mut [MaybeUninit<u8>],
     ) -> Poll<io::Result<usize>>;
+}
+
+/// A ripple stream, or write half, that [`Io`] can give to hyper as [`hyper::rt::Write`]:
+/// [`TcpStream`], [`UnixStream`] and [`OwnedWriteHalf`].
+pub trait WriteStream: sealed::Sealed + Unpin {
     /// Writes some of `buf`.
     fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>>;
     /// Shuts down the write side.
     fn shutdown_write(&self) -> io::Result<()>;
 }
 
-/// The seal of [`Stream`].
+/// The seal of [`ReadStream`] and [`WriteStream`].
 mod sealed {
     /// Implemented only here.
     pub trait Sealed {}
     impl Sealed for crate::net::TcpStream {}
     impl Sealed for crate::net::UnixStream {}
+    impl Sealed for crate::net::tcp::OwnedReadHalf {}
+    impl Sealed for crate::net::tcp::OwnedWriteHalf {}
 }
 
-impl Stream for TcpStream {
-    fn poll_read_uninit(
-        &self,
-        cx: &mut Context<'_>,
-        buf: &mut [MaybeUninit<u8>],
-    ) -> Poll<io::Result<usize>> {
-        TcpStream::poll_read_uninit(self, cx, buf)
-    }
-    fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        TcpStream::poll_write(self, cx, buf)
-    }
-    fn shutdown_write(&self) -> io::Result<()> {
-        self.shutdown(Shutdown::Write)
-    }
+/// Implements [`ReadStream`] for types with an inherent `poll_read_uninit`.
+macro_rules! read_stream {
+    ($($stream:ty),*) => {$(
+        impl ReadStream for $stream {
+            #[inline]
+            fn poll_read_uninit(
+                &self,
+                cx: &mut Context<'_>,
+                buf: &mut [MaybeUninit<u8>],
+            ) -> Poll<io::Result<usize>> {
+                <$stream>::poll_read_uninit(self, cx, buf)
+            }
+        }
+    )*};
 }
 
-impl Stream for UnixStream {
-    fn poll_read_uninit(
-        &self,
-        cx: &mut Context<'_>,
-        buf: &mut [MaybeUninit<u8>],
-    ) -> Poll<io::Result<usize>> {
-        UnixStream::poll_read_uninit(self, cx, buf)
-    }
-    fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        UnixStream::poll_write(self, cx, buf)
-    }
-    fn shutdown_write(&self) -> io::Result<()> {
-        self.shutdown(Shutdown::Write)
-    }
+/// Implements [`WriteStream`] for types with an inherent `poll_write`; `$shutdown` shuts the
+/// write side down.
+macro_rules! write_stream {
+    ($($stream:ty => |$this:ident| $shutdown:expr),*) => {$(
+        impl WriteStream for $stream {
+            #[inline]
+            fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+                <$stream>::poll_write(self, cx, buf)
+            }
+            fn shutdown_write(&self) -> io::Result<()> {
+                let $this = self;
+                $shutdown
+            }
+        }
+    )*};
 }
 
-impl<T: Stream> hyper::rt::Read for Io<T> {
+read_stream!(TcpStream, UnixStream, OwnedReadHalf);
+write_stream!(
+    TcpStream => |stream| stream.shutdown(Shutdown::Write),
+    UnixStream => |stream| stream.shutdown(Shutdown::Write),
+    OwnedWriteHalf => |half| half.shutdown()
+);
+
+impl<T: ReadStream> hyper::rt::Read for Io<T> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -141,7 +158,7 @@ impl<T: Stream> hyper::rt::Read for Io<T> {
     }
 }
 
-impl<T: Stream> hyper::rt::Write for Io<T> {
+impl<T: WriteStream> hyper::rt::Write for Io<T> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

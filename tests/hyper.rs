@@ -18,8 +18,9 @@ struct Server {
 }
 
 impl Server {
-    /// Starts the example with a header read timeout of 300 ms.
-    fn start() -> io::Result<Server> {
+    /// Starts the example with a header read timeout of 300 ms, on a current-thread runtime or,
+    /// with `flavor` `Some("multi_thread")`, on the multi-thread one.
+    fn start(flavor: Option<&str>) -> io::Result<Server> {
         let child = Command::new(env!("CARGO"))
             .args([
                 "run",
@@ -30,6 +31,7 @@ impl Server {
                 "hyper_hello",
             ])
             .args(["--", "127.0.0.1:0"])
+            .args(flavor)
             .env("RIPPLE_HYPER_HEADER_TIMEOUT_MS", "300")
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .stdout(Stdio::piped())
@@ -98,7 +100,18 @@ fn responses(stream: &mut TcpStream, count: usize) -> io::Result<Vec<(u16, Vec<u
 
 #[test]
 fn keep_alive_pipelining_a_bad_request_and_the_header_timeout() -> io::Result<()> {
-    let server = Server::start()?;
+    serves_on(None)
+}
+
+#[test]
+fn the_same_on_the_multi_thread_runtime() -> io::Result<()> {
+    serves_on(Some("multi_thread"))
+}
+
+/// Keep-alive, pipelining, a bad request and the header timeout, on the example started with
+/// `flavor`.
+fn serves_on(flavor: Option<&str>) -> io::Result<()> {
+    let server = Server::start(flavor)?;
     let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
 
     // Keep-alive: two requests, one after the other, on one connection.
@@ -140,6 +153,68 @@ fn keep_alive_pipelining_a_bad_request_and_the_header_timeout() -> io::Result<()
     assert!(
         rest.is_empty() || text.starts_with("HTTP/1.1 408"),
         "nothing, or 408: {text}"
+    );
+    Ok(())
+}
+
+/// `Io` on the owned halves of `into_split`: the write half as hyper's `Write` (its shutdown
+/// ends the peer's stream), the read half as hyper's `Read`, each moved to a task of its own.
+#[ripple::test(flavor = "multi_thread")]
+async fn io_on_owned_halves_reads_writes_and_shuts_down() -> io::Result<()> {
+    use std::future::poll_fn;
+    use std::mem::MaybeUninit;
+    use std::pin::Pin;
+
+    use hyper::rt::{Read as _, ReadBuf, Write as _};
+    use ripple::hyper::Io;
+
+    let listener = ripple::net::TcpListener::bind("127.0.0.1:0").await?;
+    let client = ripple::net::TcpStream::connect(listener.local_addr()?).await?;
+    let (mut peer, _) = listener.accept().await?;
+    let (read_half, write_half) = client.into_split();
+
+    let writer = ripple::spawn(async move {
+        let mut io = Io::new(write_half);
+        let mut sent = &b"ping from a write half"[..];
+        while !sent.is_empty() {
+            let n = poll_fn(|cx| Pin::new(&mut io).poll_write(cx, sent)).await?;
+            sent = &sent[n..];
+        }
+        poll_fn(|cx| Pin::new(&mut io).poll_shutdown(cx)).await?;
+        io::Result::Ok(io.into_inner())
+    });
+    let mut got = Vec::new();
+    let mut chunk = [0; 64];
+    loop {
+        let n = peer.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&chunk[..n]);
+    }
+    assert_eq!(got, b"ping from a write half");
+    // The half is still alive (the task gave it back): the end of stream came from
+    // `poll_shutdown`, not from a drop.
+    let _write_half = writer.await.expect("the writer task ran")?;
+
+    peer.write_all(b"pong to a read half").await?;
+    drop(peer);
+    let reader = ripple::spawn(async move {
+        let mut io = Io::new(read_half);
+        let mut storage = [MaybeUninit::<u8>::uninit(); 64];
+        let mut buf = ReadBuf::uninit(&mut storage);
+        loop {
+            let before = buf.filled().len();
+            poll_fn(|cx| Pin::new(&mut io).poll_read(cx, buf.unfilled())).await?;
+            if buf.filled().len() == before {
+                break;
+            }
+        }
+        io::Result::Ok(buf.filled().to_vec())
+    });
+    assert_eq!(
+        reader.await.expect("the reader task ran")?,
+        b"pong to a read half"
     );
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! and another parked on a write of the same socket are both woken correctly.
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::net::Shutdown;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -92,6 +93,23 @@ macro_rules! read_half {
             pub fn read_exact<'a>(&'a mut self, buf: &'a mut [u8]) -> ReadExact<'a> {
                 ReadExact::new(&self.0, buf)
             }
+
+            /// The polling form of [`read`](Self::read).
+            #[inline]
+            pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+                self.0.poll_read(cx, buf)
+            }
+
+            /// [`poll_read`](Self::poll_read) into a buffer that need not be initialised:
+            /// returns `n`, and the first `n` bytes of `buf` are then initialised.
+            #[inline]
+            pub fn poll_read_uninit(
+                &self,
+                cx: &mut Context<'_>,
+                buf: &mut [MaybeUninit<u8>],
+            ) -> Poll<io::Result<usize>> {
+                self.0.poll_read_uninit(cx, buf)
+            }
         }
 
         impl futures_io::AsyncRead for $half {
@@ -118,6 +136,12 @@ macro_rules! write_half {
             /// Writes all of `buf`.
             pub fn write_all<'a>(&'a mut self, buf: &'a [u8]) -> WriteAll<'a> {
                 WriteAll::new(&self.0, buf)
+            }
+
+            /// The polling form of [`write`](Self::write).
+            #[inline]
+            pub fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+                self.0.poll_write(cx, buf)
             }
 
             /// Does nothing: there is no user-space buffer.
