@@ -216,3 +216,51 @@ async fn an_interval_is_a_stream_of_its_ticks_that_never_ends() {
     assert_eq!(seen[2] - seen[1], period);
     assert!(Instant::now() >= seen[2]);
 }
+
+#[ripple::test]
+async fn a_sleep_reset_later_waits_for_the_new_deadline_and_one_reset_earlier_for_that() {
+    // Later: the entry stays at the old deadline (no lock, no map change); when it fires, the
+    // sleep registers anew instead of completing.
+    let start = Instant::now();
+    let mut later = pin!(sleep(Duration::from_millis(20)));
+    assert!(futures_lite::future::poll_once(later.as_mut())
+        .await
+        .is_none());
+    later.as_mut().reset(start + Duration::from_millis(120));
+    no_hang(later).await.expect("no hang");
+    assert!(start.elapsed() >= Duration::from_millis(120));
+
+    // Earlier: the sleep leaves its entry and takes the new deadline.
+    let start = Instant::now();
+    let mut earlier = pin!(sleep(Duration::from_secs(60)));
+    assert!(futures_lite::future::poll_once(earlier.as_mut())
+        .await
+        .is_none());
+    earlier.as_mut().reset(start + Duration::from_millis(20));
+    no_hang(earlier)
+        .await
+        .expect("an earlier reset is honoured");
+    assert!(start.elapsed() >= Duration::from_millis(20));
+}
+
+#[ripple::test]
+async fn a_watchdog_passes_quick_operations_for_many_periods_and_fails_a_stuck_one_within_two() {
+    let period = Duration::from_millis(40);
+    let mut dog = ripple::time::Watchdog::new(period);
+    // Ten operations of 15 ms: 150 ms in all, several periods, none of them late.
+    for _ in 0..10 {
+        let done = dog.watch(sleep(Duration::from_millis(15))).await;
+        assert!(done.is_ok(), "a quick operation timed out");
+    }
+    // An operation that never ends fails after one to two periods.
+    let start = Instant::now();
+    let stuck = no_hang(dog.watch(pending::<()>())).await.expect("no hang");
+    let waited = start.elapsed();
+    assert!(stuck.is_err());
+    assert!(
+        waited >= period && waited < 2 * period + Duration::from_millis(200),
+        "failed after {waited:?}"
+    );
+    // And the watchdog goes on working for the next operation.
+    assert!(dog.watch(async { 7 }).await == Ok(7));
+}

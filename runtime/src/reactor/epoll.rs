@@ -173,8 +173,12 @@ pub(super) fn wait(
     let timeout_ms = match timeout {
         None => -1,
         Some(timeout) => {
-            // Rounded up: a wait for a deadline must not return before it.
-            let ms = timeout.as_nanos().div_ceil(1_000_000);
+            // Rounded up: a wait for a deadline must not return before it. (In `u64`: a `u128`
+            // division costs a call on every wait.)
+            let ms = timeout
+                .as_secs()
+                .saturating_mul(1000)
+                .saturating_add(u64::from(timeout.subsec_nanos()).div_ceil(1_000_000));
             libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX)
         }
     };

@@ -604,3 +604,125 @@ mod loom_models {
         });
     }
 }
+
+/// The state machine driven by hand, with no runtime, no thread and no system call: what Miri
+/// can run (`cargo +nightly miri test -p ripple-runtime --lib miri_`), to check the `unsafe`
+/// accesses to the stage and the waker's reference counting.
+#[cfg(all(test, not(loom)))]
+mod miri_checked {
+    use super::*;
+    use std::sync::atomic::AtomicUsize as StdAtomicUsize;
+
+    /// A scheduler that keeps the tasks it is given, for the test to run.
+    #[derive(Default)]
+    struct Queue(std::sync::Mutex<Vec<TaskRef>>);
+
+    impl Queue {
+        /// The tasks queued so far, taken.
+        fn take(&self) -> Vec<TaskRef> {
+            std::mem::take(&mut *self.0.lock().unwrap())
+        }
+    }
+
+    impl Schedule for Arc<Queue> {
+        fn schedule(&self, task: TaskRef) {
+            self.0.lock().unwrap().push(task);
+        }
+        fn is_local(&self) -> bool {
+            false
+        }
+        fn schedule_local(_: TaskRef) {
+            unreachable!("is_local is false")
+        }
+        fn release(&self, _: &dyn Runnable) {}
+    }
+
+    /// Counts its drops.
+    struct Dropped(Arc<StdAtomicUsize>);
+
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// Polls `join` once with a waker that does nothing.
+    fn poll_join<T>(join: &mut JoinHandle<T>) -> Poll<Result<T, JoinError>> {
+        Pin::new(join).poll(&mut Context::from_waker(futures_task::noop_waker_ref()))
+    }
+
+    #[test]
+    fn miri_a_task_that_yields_is_queued_once_then_completes_and_is_joined() {
+        let queue = Arc::new(Queue::default());
+        let (task, mut join) = new_task(
+            async {
+                yield_now().await;
+                6 * 7
+            },
+            queue.clone(),
+            1,
+        );
+        assert!(poll_join(&mut join).is_pending());
+        assert_eq!(task.run(), RunOutcome::Pending);
+        let mut queued = queue.take();
+        assert_eq!(queued.len(), 1, "the yield queued the task once");
+        assert_eq!(queued.pop().unwrap().run(), RunOutcome::Ready);
+        assert!(matches!(poll_join(&mut join), Poll::Ready(Ok(42))));
+        assert!(queue.take().is_empty());
+    }
+
+    #[test]
+    fn miri_an_aborted_task_drops_its_future_once_and_its_handle_says_cancelled() {
+        let drops = Arc::new(StdAtomicUsize::new(0));
+        let guard = Dropped(drops.clone());
+        let queue = Arc::new(Queue::default());
+        let (task, mut join) = new_task(
+            async move {
+                let _guard = guard;
+                std::future::pending::<()>().await
+            },
+            queue.clone(),
+            1,
+        );
+        join.abort();
+        assert_eq!(task.run(), RunOutcome::Cancelled);
+        assert_eq!(drops.load(std::sync::atomic::Ordering::SeqCst), 1);
+        match poll_join(&mut join) {
+            Poll::Ready(Err(err)) => assert!(err.is_cancelled()),
+            other => panic!(
+                "expected a cancelled task, got {:?}",
+                other.map(|r| r.is_ok())
+            ),
+        }
+    }
+
+    #[test]
+    fn miri_a_panic_goes_to_the_handle_and_a_late_waker_is_harmless() {
+        let queue = Arc::new(Queue::default());
+        let kept = Arc::new(std::sync::Mutex::new(None::<Waker>));
+        let keep = kept.clone();
+        let (task, mut join) = new_task(
+            async move {
+                // Keep a waker past the end of the task.
+                let waker = std::future::poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
+                *keep.lock().unwrap() = Some(waker);
+                panic!("boom")
+            },
+            queue.clone(),
+            1,
+        );
+        assert_eq!(task.run(), RunOutcome::Panicked);
+        match poll_join(&mut join) {
+            Poll::Ready(Err(err)) => assert!(err.is_panic()),
+            other => panic!("expected a panic, got {:?}", other.map(|r| r.is_ok())),
+        }
+        // The completed task's waker: waking it queues nothing, and dropping it frees the task.
+        let waker = kept
+            .lock()
+            .unwrap()
+            .take()
+            .expect("the task kept its waker");
+        waker.wake();
+        assert!(queue.take().is_empty());
+    }
+}

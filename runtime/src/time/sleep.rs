@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use super::Handle;
@@ -41,8 +41,27 @@ pub(crate) fn far_future() -> Instant {
 pub struct Sleep {
     /// When it completes.
     deadline: Instant,
-    /// The runtime and entry id, once registered at the first pending poll.
-    entry: Option<(Handle, u64)>,
+    /// Its entry in a runtime's timers, from the first pending poll until it fires, completes or
+    /// is reset to an earlier deadline.
+    entry: Option<Entry>,
+}
+
+/// A sleep's entry in its runtime's timers.
+///
+/// Invariant: `at` is at or before the `deadline` of the sleep that holds it. A [`reset`](Sleep::reset) to a later
+/// deadline leaves the entry where it is (no lock, no map change); when it fires, the poll that
+/// follows finds the deadline still ahead and registers anew. That is what makes moving a
+/// deadline further out (an idle timeout pushed back by every message) cost nothing.
+#[derive(Debug)]
+struct Entry {
+    /// The runtime's timers.
+    handle: Handle,
+    /// The entry's id there.
+    id: u64,
+    /// The deadline it is registered under, on the timers' clock ([`Handle::nanos`]).
+    at: u64,
+    /// The waker it holds: a poll with a waker that wakes the same task needs no lock.
+    waker: Waker,
 }
 
 impl Sleep {
@@ -56,41 +75,70 @@ impl Sleep {
         Instant::now() >= self.deadline
     }
 
-    /// Moves the deadline, keeping the sleep usable (it re-registers at its next poll).
+    /// Moves the deadline, keeping the sleep usable. Moving it later costs nothing: the sleep
+    /// stays registered under the old deadline and registers anew if that one fires first.
+    /// Moving it earlier unregisters it (it re-registers at its next poll).
     pub fn reset(&mut self, deadline: Instant) {
-        self.unregister();
+        if let Some(entry) = &self.entry {
+            if entry.at > entry.handle.nanos(deadline) {
+                self.unregister();
+            }
+        }
         self.deadline = deadline;
     }
 
     /// Removes the entry from the runtime's timers, if it has one.
     fn unregister(&mut self) {
-        if let Some((handle, id)) = self.entry.take() {
-            handle.remove(self.deadline, id);
+        if let Some(entry) = self.entry.take() {
+            entry.handle.remove(entry.at, entry.id);
         }
+    }
+
+    /// The poll when the fast path cannot answer: reads the clock, and completes, or updates
+    /// the entry's waker, or registers.
+    #[cold]
+    fn poll_slow(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.is_elapsed() {
+            self.unregister();
+            return Poll::Ready(());
+        }
+        if let Some(entry) = &mut self.entry {
+            if entry.handle.update(entry.at, entry.id, cx.waker()) {
+                entry.waker.clone_from(cx.waker());
+                return Poll::Pending;
+            }
+            // Gone: it fired (at a deadline since moved later), or its runtime shut down.
+            self.entry = None;
+        }
+        // Register with the runtime polling us now.
+        let handle =
+            Handle::current().expect("a ripple::time::Sleep was polled outside a ripple runtime");
+        let at = handle.nanos(self.deadline);
+        let id = handle.insert(at, cx.waker());
+        self.entry = Some(Entry {
+            handle,
+            id,
+            at,
+            waker: cx.waker().clone(),
+        });
+        Poll::Pending
     }
 }
 
 impl Future for Sleep {
     type Output = ();
 
+    #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.is_elapsed() {
-            self.unregister();
-            return Poll::Ready(());
-        }
-        let deadline = self.deadline;
-        if let Some((handle, id)) = &self.entry {
-            if handle.update(deadline, *id, cx.waker()) {
+        // The fast path, taken by every poll of a registered sleep before it fires: no clock,
+        // no lock. The timers' clock passes `at` before the entry fires (see `Handle::nanos`),
+        // so while it has not, the entry is still there, holding a waker for this task.
+        if let Some(entry) = &self.entry {
+            if !entry.handle.may_have_fired(entry.at) && entry.waker.will_wake(cx.waker()) {
                 return Poll::Pending;
             }
         }
-        // First poll, or the entry is gone (its runtime shut down, or the clock said the deadline
-        // passed before `Instant::now` here did): register with the runtime polling us now.
-        let handle =
-            Handle::current().expect("a ripple::time::Sleep was polled outside a ripple runtime");
-        let id = handle.insert(deadline, cx.waker());
-        self.entry = Some((handle, id));
-        Poll::Pending
+        self.poll_slow(cx)
     }
 }
 

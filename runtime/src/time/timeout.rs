@@ -70,6 +70,13 @@ impl<F: Future> Future for Timeout<F> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Elapsed(());
 
+impl Elapsed {
+    /// The error.
+    pub(crate) fn new() -> Elapsed {
+        Elapsed(())
+    }
+}
+
 impl fmt::Display for Elapsed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("deadline has elapsed")
