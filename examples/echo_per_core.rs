@@ -63,17 +63,11 @@ fn reuse_port_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
 fn serve(listener: std::net::TcpListener) -> io::Result<()> {
     ripple::block_on(async move {
         let listener = TcpListener::from_std(listener)?;
+        // Accepts, pausing (and saying so, once) while the process is out of file descriptors.
+        let mut incoming = listener.incoming();
         loop {
-            match listener.accept().await {
-                Ok((stream, _peer)) => {
-                    ripple::spawn(echo(stream));
-                }
-                // Out of file descriptors or memory: back off instead of spinning.
-                Err(err) => {
-                    eprintln!("accept failed: {err}");
-                    ripple::time::sleep(std::time::Duration::from_millis(100)).await;
-                }
-            }
+            let (stream, _peer) = incoming.accept().await?;
+            ripple::spawn(echo(stream));
         }
     })
 }

@@ -54,16 +54,10 @@ async fn serve(addr: String) -> io::Result<()> {
     let listener = TcpListener::bind(addr).await?;
     println!("listening on {}", listener.local_addr()?);
     io::stdout().flush()?;
+    // Accepts, pausing (and saying so, once) while the process is out of file descriptors.
+    let mut incoming = listener.incoming();
     loop {
-        let (stream, _peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            // Out of file descriptors (EMFILE): wait for some to close.
-            Err(err) => {
-                eprintln!("accept failed: {err}");
-                ripple::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
+        let (stream, _peer) = incoming.accept().await?;
         // Answers go out as soon as they are written.
         let _ = stream.set_nodelay(true);
         ripple::spawn(async move {

@@ -17,7 +17,6 @@
 //! `cargo run --release --example echo_client -- 127.0.0.1:8080 10 1000 64`.
 
 use std::io::{self, Write};
-use std::time::Duration;
 
 use ripple::net::{TcpListener, TcpStream};
 
@@ -30,18 +29,12 @@ async fn main() -> io::Result<()> {
     let listener = TcpListener::bind(addr).await?;
     println!("listening on {}", listener.local_addr()?);
     io::stdout().flush()?;
+    // Accepts, pausing (and saying so, once) while the process is out of file descriptors
+    // (EMFILE): the connection waits in the backlog, and retrying at once would spin.
+    let mut incoming = listener.incoming();
     loop {
-        match listener.accept().await {
-            Ok((stream, _peer)) => {
-                ripple::spawn(echo(stream));
-            }
-            // Out of file descriptors (EMFILE) or memory: the connection waits in the backlog.
-            // Back off instead of spinning on an accept that keeps failing.
-            Err(err) => {
-                eprintln!("accept failed: {err}");
-                ripple::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
+        let (stream, _peer) = incoming.accept().await?;
+        ripple::spawn(echo(stream));
     }
 }
 

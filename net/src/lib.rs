@@ -39,6 +39,7 @@
     clippy::undocumented_unsafe_blocks
 )]
 
+mod incoming;
 mod listener;
 pub mod signal;
 mod split;
@@ -46,6 +47,7 @@ mod stream;
 mod udp;
 mod unix_socket;
 
+pub use incoming::{Accept, Incoming};
 pub use listener::TcpListener;
 pub use stream::TcpStream;
 pub use udp::UdpSocket;

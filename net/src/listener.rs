@@ -9,7 +9,7 @@ use std::task::{ready, Context, Poll};
 use ripple_runtime::reactor::{Async, Interest};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::TcpStream;
+use crate::{Incoming, TcpStream};
 
 /// Connections waiting in the kernel's accept queue before new ones are refused.
 const BACKLOG: i32 = 1024;
@@ -63,6 +63,13 @@ impl TcpListener {
     /// connection stays in the backlog) rather than retry in a tight loop.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         poll_fn(|cx| self.poll_accept(cx)).await
+    }
+
+    /// The connections, one [`Incoming::accept`] at a time, riding out a lack of file
+    /// descriptors or memory with growing pauses instead of failing: the accept loop of a
+    /// server.
+    pub fn incoming(&self) -> Incoming<'_, TcpListener> {
+        Incoming::new(self)
     }
 
     /// The polling form of [`accept`](Self::accept).

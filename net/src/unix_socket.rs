@@ -68,6 +68,12 @@ impl UnixListener {
         poll_fn(|cx| self.poll_accept(cx)).await
     }
 
+    /// The connections, one [`Incoming::accept`](crate::Incoming::accept) at a time, riding
+    /// out a lack of file descriptors or memory with growing pauses instead of failing.
+    pub fn incoming(&self) -> crate::Incoming<'_, UnixListener> {
+        crate::Incoming::new(self)
+    }
+
     /// The polling form of [`accept`](Self::accept).
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(UnixStream, SocketAddr)>> {
         let (stream, addr) =
