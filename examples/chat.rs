@@ -11,15 +11,26 @@
 //!
 //! Reactive streams, the seed's third model, handle this with *demand*: the consumer says how
 //! many items it can take (`request(n)`), and the producer never sends more than that. A chat
-//! room cannot make its members type more slowly, so here demand takes the form of a
-//! **bounded outbox** per client ([`OUTBOX_CAPACITY`] lines). The broadcaster only ever
+//! room cannot make its members type more slowly, so here demand takes the form of an
+//! **outbox** per client, bounded by what the client fails to take. The broadcaster only ever
 //! appends to outboxes and never waits on a client's socket; each client's own task drains its
 //! outbox into its socket at whatever pace that client reads. A slow client costs at most its
 //! outbox plus its kernel buffers, and it delays nobody else.
 //!
-//! When a line finds an outbox full, the server must choose: drop lines for that client, or
+//! **The rule that cuts a client off measures the client, not the server.** A client is too
+//! slow when its socket is full (the kernel holds all it will take: the client has stopped
+//! reading, or reads more slowly than the room talks) *and* more than [`BEHIND_LIMIT`] bytes
+//! wait in its outbox on top of that. A count of queued lines alone would not do: when 200
+//! clients connect at once, 200 `joined` notices land in every outbox before any client's task
+//! has had a turn to write, and a client that reads perfectly well would be cut off for the
+//! server's own delay (an earlier version did exactly that). While the socket takes what it is
+//! given, the outbox may grow, up to [`OUTBOX_LIMIT`] bytes, a bound on memory that no reader
+//! which keeps up comes near.
+//!
+//! When a client falls that far behind, the server must choose: drop lines for that client, or
 //! disconnect it. **This server disconnects it**, as IRC servers do ("SendQ exceeded") and as
-//! Redis does with `client-output-buffer-limit`. Dropping lines would leave silent holes in the
+//! Redis does with `client-output-buffer-limit` (whose "soft limit" is also a backlog that must
+//! last, not a size alone). Dropping lines would leave silent holes in the
 //! client's conversation, and a reply read without the line it answers can mislead. A client
 //! that is a whole outbox plus its kernel buffers behind has almost always stopped reading for
 //! good (a suspended laptop, a stuck process) rather than paused for a moment. Disconnecting
@@ -51,37 +62,42 @@
 //!
 //! Within a second or so (the pipe, the kernel buffers, then the outbox fill up), the first
 //! terminal reads `* ADDR left (too slow)` about the second client, and stays connected itself.
+//! And a storm of joins and leaves (`for i in $(seq 1000); do nc -z 127.0.0.1 8080; done`)
+//! fills the first terminal with notices but cuts nobody off.
 //!
 //! Most of that backlog sits in the kernel, not in the outbox. Linux grows a socket's send
 //! buffer as the connection goes (up to the last value of `net.ipv4.tcp_wmem`, 4 MiB by
 //! default), even towards a client that offers a tiny window: in `tests/chat.rs`, a client with
 //! a 4 KiB receive buffer that never reads is cut off after about 2,800 lines of 1 KB (2.8 MB)
-//! on the project's machine (Linux 6.18, 2026-11-22), and only 64 of those lines were ever in
-//! its outbox at once. A server that wants the outbox to be the real limit would also give each
-//! accepted socket a small `SO_SNDBUF` (`socket2::SockRef::from(&stream)`): with 16 KiB, the
-//! same client is cut off after about 90 lines.
+//! on the project's machine (Linux 6.18, 2026-11-22), and only 64 KiB of those lines were ever
+//! in its outbox at once. A server that wants the outbox to be the real limit would also give
+//! each accepted socket a small `SO_SNDBUF` (`socket2::SockRef::from(&stream)`).
 
 use std::collections::{HashMap, VecDeque};
 use std::future::{poll_fn, Future};
 use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use ripple::net::tcp::{ReadHalf, WriteHalf};
 use ripple::net::{TcpListener, TcpStream};
-use ripple::time::{sleep, timeout};
+use ripple::time::timeout;
 
-/// How many lines may wait for one client. A line that finds the outbox full disconnects the
-/// client: it reads too slowly to keep up with the room.
-///
-/// The outbox must also absorb a burst. Each reader yields after every line it hands to the
-/// room (see [`read_lines`]), so between two turns of a client's task, every other client can
-/// add about one line. A room where more clients than this speak at the same instant needs a
-/// larger outbox, or it would cut off clients that read perfectly well.
-pub const OUTBOX_CAPACITY: usize = 64;
+/// How many bytes may wait for a client whose socket is full: past that, the client is cut
+/// off. A client whose socket is full takes nothing at all, and the kernel already holds what
+/// it has not read (up to 4 MiB of send buffer on Linux); 64 KiB more is a generous margin for
+/// a client that is only pausing.
+pub const BEHIND_LIMIT: usize = 64 * 1024;
+
+/// How many bytes may wait for a client in any case: a bound on the outbox's memory. A client
+/// that reads keeps its outbox far below it: each reader yields after every line it hands to
+/// the room (see [`read_lines`]), so between two turns of a client's task the room adds about
+/// one line per client (and a notice per client that joins or leaves).
+pub const OUTBOX_LIMIT: usize = 1024 * 1024;
 
 /// The longest line a client may send, in bytes, not counting the newline.
 pub const MAX_LINE: usize = 1024;
@@ -96,23 +112,24 @@ async fn main() -> io::Result<()> {
         .unwrap_or_else(|| "127.0.0.1:8080".into());
     let listener = TcpListener::bind(addr).await?;
     println!("listening on {}", listener.local_addr()?);
-    serve(listener, OUTBOX_CAPACITY).await;
+    serve(listener).await;
     Ok(())
 }
 
-/// Runs the chat room on `listener` forever; each client gets an outbox of `capacity` lines.
-pub async fn serve(listener: TcpListener, capacity: usize) {
+/// Runs the chat room on `listener` until the listener fails.
+pub async fn serve(listener: TcpListener) {
     let room = Arc::new(Room::default());
+    // Accepts, pausing (and saying so, once) while the process is out of file descriptors.
+    let mut incoming = listener.incoming();
     loop {
-        match listener.accept().await {
+        match incoming.accept().await {
             Ok((stream, peer)) => {
-                ripple::spawn(client(stream, peer, room.clone(), capacity));
+                ripple::spawn(client(stream, peer, room.clone()));
             }
-            // Out of file descriptors (EMFILE) or memory: the connection waits in the backlog.
-            // Back off instead of spinning on an accept that keeps failing.
+            // The listener itself is broken: nothing more will come.
             Err(err) => {
-                eprintln!("accept failed: {err}");
-                sleep(Duration::from_millis(10)).await;
+                eprintln!("accept failed: {err}; no more clients");
+                return;
             }
         }
     }
@@ -127,7 +144,8 @@ enum End {
     Failed(io::Error),
     /// The client sent a line longer than [`MAX_LINE`].
     TooLong,
-    /// The client's outbox overflowed: it reads too slowly.
+    /// The client fell [`BEHIND_LIMIT`] bytes behind with its socket full, or its outbox
+    /// reached [`OUTBOX_LIMIT`].
     TooSlow,
 }
 
@@ -143,25 +161,23 @@ impl End {
     }
 
     /// The last line the client itself gets, if the server disconnects it.
-    fn notice(&self, capacity: usize) -> Option<String> {
+    fn notice(&self) -> Option<String> {
         match self {
             End::Left | End::Failed(_) => None,
             End::TooLong => Some(format!(
                 "* line longer than {MAX_LINE} bytes: disconnected\n"
             )),
-            End::TooSlow => Some(format!(
-                "* too slow: {capacity} lines were waiting for you: disconnected\n"
-            )),
+            End::TooSlow => Some(too_slow_notice()),
         }
     }
 }
 
 /// Serves one client until it leaves, fails, sends a line that is too long, or falls too far
 /// behind.
-async fn client(mut stream: TcpStream, addr: SocketAddr, room: Arc<Room>, capacity: usize) {
+async fn client(mut stream: TcpStream, addr: SocketAddr, room: Arc<Room>) {
     // Chat lines are small: send each at once rather than let Nagle's algorithm hold it back.
     let _ = stream.set_nodelay(true);
-    let outbox = room.join(addr, capacity);
+    let outbox = room.join(addr);
     // Whether the client has received whole lines only, so that a notice would not be glued
     // to half a line.
     let mut at_line_start = true;
@@ -176,7 +192,7 @@ async fn client(mut stream: TcpStream, addr: SocketAddr, room: Arc<Room>, capaci
     )
     .await;
     room.leave(addr, &end);
-    if let Some(notice) = end.notice(capacity) {
+    if let Some(notice) = end.notice() {
         if at_line_start {
             try_write(&stream, notice.as_bytes()).await;
         }
@@ -212,8 +228,8 @@ async fn read_lines(mut reader: ReadHalf<'_>, addr: SocketAddr, room: &Room) -> 
             line.clear();
             rest = &rest[newline + 1..];
             // Let the clients' tasks write this line before we queue the next. Without this,
-            // one read holding hundreds of short lines would fill every outbox before any
-            // writer had a turn, and clients that read perfectly well would be cut off.
+            // one read holding hundreds of short lines would pile them all into every outbox
+            // before any writer had a turn.
             ripple::task::yield_now().await;
         }
         // The start of a line whose newline has not arrived yet.
@@ -225,16 +241,37 @@ async fn read_lines(mut reader: ReadHalf<'_>, addr: SocketAddr, room: &Room) -> 
 }
 
 /// Writes the outbox's lines to the client, oldest first, until a write fails. Keeps
-/// `at_line_start` up to date, since this future may be dropped in the middle of a line.
-async fn write_lines(mut writer: WriteHalf<'_>, outbox: &Outbox, at_line_start: &mut bool) -> End {
+/// `at_line_start` up to date, since this future may be dropped in the middle of a line, and
+/// tells the outbox whenever the socket is full.
+async fn write_lines(writer: WriteHalf<'_>, outbox: &Outbox, at_line_start: &mut bool) -> End {
     loop {
         let line = outbox.next().await;
         *at_line_start = false;
-        if let Err(err) = writer.write_all(&line).await {
-            return End::Failed(err);
+        let mut written = 0;
+        while written < line.len() {
+            // `poll_write` rather than `write_all`, to see each time the socket is full: while
+            // it is, the client is taking nothing (see `Outbox::push`).
+            let wrote = poll_fn(|cx| {
+                let wrote = writer.poll_write(cx, &line[written..]);
+                outbox.set_socket_full(wrote.is_pending());
+                wrote
+            });
+            match wrote.await {
+                Ok(n) => written += n,
+                Err(err) => return End::Failed(err),
+            }
         }
         *at_line_start = true;
     }
+}
+
+/// The last line of a client cut off for being too slow.
+pub fn too_slow_notice() -> String {
+    format!(
+        "* too slow: your connection stopped taking lines with {} KiB more waiting: \
+         disconnected\n",
+        BEHIND_LIMIT / 1024
+    )
 }
 
 /// `line` as the others see it: `ADDR: line` and a newline.
@@ -254,8 +291,8 @@ struct Room {
 
 impl Room {
     /// Adds a client: greets it, tells the others, and returns its outbox.
-    fn join(&self, addr: SocketAddr, capacity: usize) -> Arc<Outbox> {
-        let outbox = Arc::new(Outbox::new(capacity));
+    fn join(&self, addr: SocketAddr) -> Arc<Outbox> {
+        let outbox = Arc::new(Outbox::default());
         {
             let mut clients = lock(&self.clients);
             let others = match clients.len() {
@@ -298,20 +335,23 @@ impl Room {
 ///
 /// A mutex, although the runtime has one thread, because `ripple::spawn` requires `Send`
 /// futures, and those share the outbox.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Outbox {
     /// The queue and its waker.
     state: Mutex<OutboxState>,
+    /// Whether the client's last write found its socket full (set and cleared by its writer).
+    socket_full: AtomicBool,
 }
 
 /// What [`Outbox`]'s mutex guards.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct OutboxState {
-    /// Lines to write, oldest first; never more than `capacity`.
+    /// Lines to write, oldest first.
     lines: VecDeque<Arc<[u8]>>,
-    /// The most lines `lines` may hold.
-    capacity: usize,
-    /// A line found the outbox full: the client is being disconnected. Once set, `lines` stays
+    /// The bytes of `lines`: never more than [`OUTBOX_LIMIT`], nor more than [`BEHIND_LIMIT`]
+    /// while the socket is full.
+    bytes: usize,
+    /// The client fell too far behind and is being disconnected. Once set, `lines` stays
     /// empty.
     cut_off: bool,
     /// The client's task, while it waits for a line or to be cut off.
@@ -319,34 +359,37 @@ struct OutboxState {
 }
 
 impl Outbox {
-    /// An empty outbox for `capacity` lines.
-    fn new(capacity: usize) -> Outbox {
-        Outbox {
-            state: Mutex::new(OutboxState {
-                lines: VecDeque::with_capacity(capacity),
-                capacity,
-                cut_off: false,
-                waker: None,
-            }),
-        }
-    }
-
-    /// Queues `line`, or cuts the client off if the outbox is full. Returns the waker of the
-    /// client's task, for the caller to wake once it holds no lock.
+    /// Queues `line`, or cuts the client off if that would put it too far behind: more than
+    /// [`BEHIND_LIMIT`] bytes waiting while its socket is full, or more than [`OUTBOX_LIMIT`]
+    /// in any case. Returns the waker of the client's task, for the caller to wake once it
+    /// holds no lock.
     fn push(&self, line: Arc<[u8]>) -> Option<Waker> {
         let mut state = lock(&self.state);
         if state.cut_off {
             return None;
         }
-        if state.lines.len() < state.capacity {
+        let bytes = state.bytes + line.len();
+        let limit = if self.socket_full.load(Ordering::Relaxed) {
+            BEHIND_LIMIT
+        } else {
+            OUTBOX_LIMIT
+        };
+        if bytes <= limit {
             state.lines.push_back(line);
+            state.bytes = bytes;
         } else {
             // The policy: disconnect, never skip lines. Free the queued lines now, since they
             // will not be written.
             state.cut_off = true;
-            state.lines.clear();
+            state.lines = VecDeque::new();
+            state.bytes = 0;
         }
         state.waker.take()
+    }
+
+    /// Records whether the client's socket was just found full.
+    fn set_socket_full(&self, full: bool) {
+        self.socket_full.store(full, Ordering::Relaxed);
     }
 
     /// The oldest queued line, once there is one.
@@ -354,7 +397,10 @@ impl Outbox {
         poll_fn(|cx| {
             let mut state = lock(&self.state);
             match state.lines.pop_front() {
-                Some(line) => Poll::Ready(line),
+                Some(line) => {
+                    state.bytes -= line.len();
+                    Poll::Ready(line)
+                }
                 None => {
                     state.waker = Some(cx.waker().clone());
                     Poll::Pending

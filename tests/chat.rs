@@ -19,12 +19,12 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use util::no_hang;
 
-/// Starts the chat server on a free port of 127.0.0.1, in a task of the current runtime, with
-/// the example's outbox capacity. The server lives until the runtime is dropped.
+/// Starts the chat server on a free port of 127.0.0.1, in a task of the current runtime. The
+/// server lives until the runtime is dropped.
 async fn chat_server() -> io::Result<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    ripple::spawn(chat::serve(listener, chat::OUTBOX_CAPACITY));
+    ripple::spawn(chat::serve(listener));
     Ok(addr)
 }
 
@@ -226,10 +226,7 @@ async fn a_client_that_stops_reading_is_cut_off_while_the_others_get_every_line_
         whole < left_after,
         "the slow client got all {left_after} lines sent before it was cut off"
     );
-    let notice = format!(
-        "* too slow: {} lines were waiting for you: disconnected\n",
-        chat::OUTBOX_CAPACITY
-    );
+    let notice = chat::too_slow_notice();
     let cut_short = format!("{}\n", said(whole)).as_bytes().starts_with(rest);
     assert!(
         cut_short || notice.as_bytes().starts_with(rest),
@@ -242,9 +239,9 @@ async fn a_client_that_stops_reading_is_cut_off_while_the_others_get_every_line_
 #[ripple::test]
 async fn a_burst_of_lines_in_one_write_does_not_cut_off_a_client_that_keeps_reading(
 ) -> io::Result<()> {
-    // Many times the outbox's capacity, in one write: the server reads them a few thousand
-    // bytes at a time, each read holding hundreds of lines.
-    const LINES: usize = 20 * chat::OUTBOX_CAPACITY;
+    // Many lines in one write: the server reads them a few thousand bytes at a time, each read
+    // holding hundreds of lines.
+    const LINES: usize = 1280;
     let server = chat_server().await?;
     let [mut sender, mut reader] = clients(server).await?;
     let burst: String = (0..LINES).map(|i| format!("{i}\n")).collect();
@@ -292,5 +289,51 @@ async fn a_line_that_never_ends_is_refused_once_it_passes_the_limit() -> io::Res
     );
     assert_eq!(a.rest().await?, b"", "more came after the notice");
     assert_eq!(b.line().await?, format!("* {name} left (line too long)"));
+    Ok(())
+}
+
+#[ripple::test]
+async fn a_storm_of_joins_and_leaves_cuts_off_no_client_that_keeps_reading() -> io::Result<()> {
+    // 1,000 connections opened and closed, 200 at a time: each wave lands 200 `joined` notices
+    // in every outbox before any client's task has had a turn to write (the server accepts
+    // them in a burst), and the leaves follow.
+    const WAVES: usize = 5;
+    const AT_ONCE: usize = 200;
+    const STORM: usize = WAVES * AT_ONCE;
+    let server = chat_server().await?;
+    let readers: [Client; 3] = clients(server).await?;
+    // Each reader reads in a task of its own until it has heard every join and every leave.
+    let mut heard = Vec::new();
+    for mut reader in readers {
+        heard.push(ripple::spawn(async move {
+            let (mut joined, mut left) = (0, 0);
+            while joined < STORM || left < STORM {
+                // A reader that is cut off gets the notice, then end of stream: an error here.
+                let line = reader.line().await?;
+                if line.starts_with("* ") && line.ends_with(" joined") {
+                    joined += 1;
+                } else if line.starts_with("* ") && line.contains(" left") {
+                    left += 1;
+                } else {
+                    panic!("unexpected line {line:?}");
+                }
+            }
+            io::Result::Ok((joined, left))
+        }));
+    }
+    let storm = ripple::task::spawn_blocking(move || {
+        for _ in 0..WAVES {
+            let wave = (0..AT_ONCE)
+                .map(|_| std::net::TcpStream::connect(server))
+                .collect::<io::Result<Vec<_>>>()?;
+            drop(wave);
+        }
+        io::Result::Ok(())
+    });
+    storm.await.expect("the storm's thread")?;
+    for reader in heard {
+        let (joined, left) = reader.await.expect("a reader's task")?;
+        assert_eq!((joined, left), (STORM, STORM));
+    }
     Ok(())
 }
