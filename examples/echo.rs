@@ -17,6 +17,12 @@
 //! accepting, shuts down the read side of every connection (each one then echoes what it has
 //! already received, reads end of stream and closes), waits at most 5 s for them (`--grace-ms N`
 //! after the address changes that), says what it did, and exits 0. To reach the connections, it keeps a duplicate of each one's socket.
+//!
+//! A client that goes silent for a minute (`--idle-ms N`), or stops reading what it is sent for
+//! 10 s (`--write-ms N`), is disconnected: otherwise each one would pin a task and its kernel
+//! buffers for ever. Both are `ripple::time::Watchdog`s, one timeout per connection that the
+//! runtime checks lazily, so they cost the echo loop almost nothing; a timed-out client is cut
+//! off after one to two of those periods.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -30,24 +36,48 @@ use ripple::net::{TcpListener, TcpStream};
 use ripple::runtime::{Handle, Metrics};
 use ripple::signal::unix::{signal, SignalKind};
 use ripple::task::JoinSet;
+use ripple::time::Watchdog;
 
 /// How long a graceful shutdown waits for the connections to finish, unless `--grace-ms` says.
 const GRACE: Duration = Duration::from_secs(5);
 
+/// How long a client may stay silent, unless `--idle-ms` says.
+const IDLE: Duration = Duration::from_secs(60);
+
+/// How long a client may leave our answer unread, unless `--write-ms` says.
+const WRITE: Duration = Duration::from_secs(10);
+
+/// A connection's two timeouts.
+#[derive(Debug, Clone, Copy)]
+struct Timeouts {
+    /// Waiting for the client to send.
+    idle: Duration,
+    /// Waiting for the client to take what we send.
+    write: Duration,
+}
+
 #[ripple::main]
 async fn main() -> io::Result<()> {
-    // ADDR, `--metrics` and `--grace-ms N`, in any order.
+    // ADDR, `--metrics`, `--grace-ms N`, `--idle-ms N` and `--write-ms N`, in any order.
     let (mut addr, mut metrics, mut grace) = (None, false, GRACE);
+    let mut timeouts = Timeouts {
+        idle: IDLE,
+        write: WRITE,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
+        let mut millis = || {
+            let ms = args.next().and_then(|ms| ms.parse().ok());
+            ms.map(Duration::from_millis).ok_or_else(|| {
+                let message = format!("{arg} needs a number of milliseconds");
+                io::Error::new(io::ErrorKind::InvalidInput, message)
+            })
+        };
         match arg.as_str() {
             "--metrics" => metrics = true,
-            "--grace-ms" => {
-                let ms = args.next().and_then(|ms| ms.parse().ok()).ok_or_else(|| {
-                    io::Error::new(io::ErrorKind::InvalidInput, "--grace-ms needs a number")
-                })?;
-                grace = Duration::from_millis(ms);
-            }
+            "--grace-ms" => grace = millis()?,
+            "--idle-ms" => timeouts.idle = millis()?,
+            "--write-ms" => timeouts.write = millis()?,
             _ => addr = Some(arg),
         }
     }
@@ -64,6 +94,8 @@ async fn main() -> io::Result<()> {
     let mut connections = JoinSet::new();
     let open: Open = Arc::default();
     let mut next = 0u64;
+    // Accepts, pausing (and saying so, once) while the process is out of file descriptors.
+    let mut incoming = listener.incoming();
     let signal_name = loop {
         // The signals are looked at first, so that a flood of connections cannot hide them.
         let signalled = async {
@@ -72,7 +104,7 @@ async fn main() -> io::Result<()> {
             })
             .await
         };
-        let accepted = async { Err(listener.accept().await) };
+        let accepted = async { Err(incoming.accept().await) };
         match or(async { Ok(signalled.await) }, accepted).await {
             Ok(name) => break name.unwrap_or("the runtime shutting down"),
             Err(Ok((stream, _peer))) => {
@@ -86,16 +118,12 @@ async fn main() -> io::Result<()> {
                     id,
                     open: open.clone(),
                 };
-                connections.spawn(echo(stream, entry));
+                connections.spawn(echo(stream, timeouts, entry));
                 // Forget the tasks that have ended.
                 while connections.try_join_next().is_some() {}
             }
-            // Out of file descriptors (EMFILE) or memory: the connection waits in the backlog.
-            // Back off instead of spinning on an accept that keeps failing.
-            Err(Err(err)) => {
-                eprintln!("accept failed: {err}");
-                ripple::time::sleep(Duration::from_millis(10)).await;
-            }
+            // The listener itself is broken.
+            Err(Err(err)) => return Err(err),
         }
     };
 
@@ -152,18 +180,21 @@ fn lock(open: &Open) -> std::sync::MutexGuard<'_, HashMap<u64, std::net::TcpStre
     open.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Sends back whatever arrives, until the client closes or the connection fails. `_entry` goes
-/// with it: its drop, when this future ends, forgets the connection.
-async fn echo(mut stream: TcpStream, _entry: Entry) {
+/// Sends back whatever arrives, until the client closes, the connection fails, or a timeout
+/// runs out. `_entry` goes with it: its drop, when this future ends, forgets the connection.
+async fn echo(mut stream: TcpStream, timeouts: Timeouts, _entry: Entry) {
     let mut buf = vec![0; 4096];
+    let mut idle = Watchdog::new(timeouts.idle);
+    let mut writing = Watchdog::new(timeouts.write);
     loop {
-        match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => {
-                if stream.write_all(&buf[..n]).await.is_err() {
-                    return;
-                }
-            }
+        match idle.watch(stream.read(&mut buf)).await {
+            // End of stream, a failed read, or a client silent for too long.
+            Ok(Ok(0) | Err(_)) | Err(_) => return,
+            Ok(Ok(n)) => match writing.watch(stream.write_all(&buf[..n])).await {
+                Ok(Ok(())) => {}
+                // A failed write, or a client that stopped reading.
+                Ok(Err(_)) | Err(_) => return,
+            },
         }
     }
 }

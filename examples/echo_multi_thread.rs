@@ -1,5 +1,5 @@
-//! The echo server on the work-stealing runtime: `echo.rs` with one line changed, the
-//! attribute, so that its connections are served by every core.
+//! The echo server on the work-stealing runtime: `echo.rs`'s echo loop (with its idle and write
+//! timeouts, at their defaults), on every core.
 //!
 //! `#[ripple::main(flavor = "multi_thread")]` starts one worker per core (or
 //! `RIPPLE_WORKER_THREADS` of them). The accept loop runs on the main thread, in `block_on`;
@@ -16,6 +16,7 @@ use std::io;
 use std::time::Duration;
 
 use ripple::net::{TcpListener, TcpStream};
+use ripple::time::Watchdog;
 
 #[ripple::main(flavor = "multi_thread")]
 async fn main() -> io::Result<()> {
@@ -24,32 +25,33 @@ async fn main() -> io::Result<()> {
         .unwrap_or_else(|| "127.0.0.1:8080".into());
     let listener = TcpListener::bind(addr).await?;
     println!("listening on {}", listener.local_addr()?);
+    // Accepts, pausing (and saying so, once) while the process is out of file descriptors.
+    let mut incoming = listener.incoming();
     loop {
-        match listener.accept().await {
-            Ok((stream, _peer)) => {
-                ripple::spawn(echo(stream));
-            }
-            // Out of file descriptors (EMFILE) or memory: the connection waits in the backlog.
-            // Back off instead of spinning on an accept that keeps failing.
-            Err(err) => {
-                eprintln!("accept failed: {err}");
-                ripple::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
+        let (stream, _peer) = incoming.accept().await?;
+        ripple::spawn(echo(stream));
     }
 }
 
-/// Sends back whatever arrives, until the client closes or the connection fails.
+/// How long a client may stay silent.
+const IDLE: Duration = Duration::from_secs(60);
+
+/// How long a client may leave our answer unread.
+const WRITE: Duration = Duration::from_secs(10);
+
+/// Sends back whatever arrives, until the client closes, the connection fails, or a timeout
+/// runs out (as in `echo.rs`).
 async fn echo(mut stream: TcpStream) {
     let mut buf = vec![0; 4096];
+    let mut idle = Watchdog::new(IDLE);
+    let mut writing = Watchdog::new(WRITE);
     loop {
-        match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => {
-                if stream.write_all(&buf[..n]).await.is_err() {
-                    return;
-                }
-            }
+        match idle.watch(stream.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) | Err(_) => return,
+            Ok(Ok(n)) => match writing.watch(stream.write_all(&buf[..n])).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => return,
+            },
         }
     }
 }

@@ -3,8 +3,10 @@
 //! the twin of `echo_multi_thread` on tokio's multi-thread runtime (one worker per core, or
 //! `TOKIO_WORKER_THREADS` of them).
 //!
-//! Same logic, line for line: one task per connection, a 4 KiB buffer, `read` then `write_all`,
-//! the same back-off when `accept` fails, and the same graceful shutdown on SIGINT and SIGTERM.
+//! Same logic, line for line: one task per connection, a 4 KiB buffer, `read` then `write_all`
+//! under the same idle and write timeouts (through `tokio::time::timeout`, as tokio is used for
+//! them), the same back-off when `accept` fails, and the same graceful shutdown on SIGINT and
+//! SIGTERM.
 //! `examples/echo.rs` is the original, written to be
 //! read (it also has `--metrics`, which is ripple's); this copy lives with the harness that uses
 //! it, and changes when the example's echo loop does. Run it with
@@ -23,9 +25,16 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::task::JoinSet;
+use tokio::time::timeout;
 
 /// How long a graceful shutdown waits for the connections to finish.
 const GRACE: Duration = Duration::from_secs(5);
+
+/// How long a client may stay silent (the example's default).
+const IDLE: Duration = Duration::from_secs(60);
+
+/// How long a client may leave our answer unread (the example's default).
+const WRITE: Duration = Duration::from_secs(10);
 
 fn main() -> io::Result<()> {
     let addr = std::env::args()
@@ -150,13 +159,13 @@ fn lock(open: &Open) -> std::sync::MutexGuard<'_, HashMap<u64, std::net::TcpStre
 async fn echo(mut stream: TcpStream, _entry: Entry) {
     let mut buf = vec![0; 4096];
     loop {
-        match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => {
-                if stream.write_all(&buf[..n]).await.is_err() {
-                    return;
-                }
-            }
+        // The example's timeouts, the way tokio is used for them: `timeout` on each operation.
+        match timeout(IDLE, stream.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) | Err(_) => return,
+            Ok(Ok(n)) => match timeout(WRITE, stream.write_all(&buf[..n])).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => return,
+            },
         }
     }
 }
