@@ -2,12 +2,16 @@
 //! measurement (`cargo bench --bench net`).
 //!
 //! Same logic and limits, line for line: keep-alive, pipelining, an 8 KiB head limit, idle
-//! timeouts, `501` for chunked bodies, and the same linger on close. Only the runtime differs,
+//! timeouts, the request head's deadline, the connection limit and its eviction, `501` for
+//! chunked bodies, and the same linger on close. Only the runtime differs,
 //! so that the comparison measures the runtimes and nothing else. `examples/hello_http.rs` is
 //! the original, written to be read; this copy lives with the harness that uses it. When the
 //! example changes, change this file the same way: `diff examples/hello_http.rs
 //! tools/src/bin/hello_http_tokio.rs` should show only the header, the imports, `main`'s
-//! attribute, `tokio::` for `ripple::` and the shutdown in `linger`. The test
+//! attribute, `tokio::` for `ripple::`, the accept loop (tokio's `accept` with a pause after an
+//! error, as tokio users write it, for ripple's `incoming`), the timeouts (`tokio::time::timeout`
+//! on each read and write, as tokio is used for them, for ripple's `Watchdog`), the pinned
+//! head deadline, and the shutdown in `linger`. The test
 //! `the_tokio_twin_answers_every_request_as_the_example_does` in `tests/http.rs` checks that
 //! both answer the same requests with the same bytes.
 //!
@@ -20,10 +24,14 @@
 //! after 10 s; set `RIPPLE_HTTP_IDLE_MS` to change that. SIGINT or SIGTERM shuts it down
 //! gracefully, as the example does (`--grace-ms N` after the address).
 
+use std::collections::HashMap;
 use std::io::{self, Write};
 use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use futures_channel::oneshot;
 use futures_lite::future::or;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -47,6 +55,14 @@ const DEFAULT_IDLE: Duration = Duration::from_secs(10);
 /// How long a graceful shutdown waits for the connections to finish.
 const DEFAULT_GRACE: Duration = Duration::from_secs(5);
 
+/// How long a request head may take to arrive, from its first byte.
+const DEFAULT_HEAD: Duration = Duration::from_secs(10);
+
+/// File descriptors kept for the process itself when the connection limit is derived from
+/// `RLIMIT_NOFILE`: standard streams, epoll, the listener, the signals' sockets, and a
+/// connection being closed while its successor is accepted.
+const RESERVED_FDS: u64 = 32;
+
 /// The answer to every request, on a connection that stays open.
 const HELLO: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\
 Connection: keep-alive\r\n\r\nHello, world!";
@@ -62,16 +78,30 @@ Connection: close\r\n\r\n";
 /// The answer to a chunked request body.
 const NOT_IMPLEMENTED: &[u8] =
     b"HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+/// The answer to a request head that took too long to arrive.
+const REQUEST_TIMEOUT: &[u8] =
+    b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+/// The server's settings: `hello_http [ADDR] [--grace-ms N] [--head-ms N]
+/// [--max-connections N]`, and `RIPPLE_HTTP_IDLE_MS`.
+#[derive(Debug, Clone)]
+struct Config {
+    /// Where to listen.
+    addr: String,
+    /// How long a graceful shutdown waits.
+    grace: Duration,
+    /// How long a connection may stay silent, and leave an answer unread.
+    idle: Duration,
+    /// How long a request head may take to arrive.
+    head: Duration,
+    /// The most connections open at once.
+    max_connections: usize,
+}
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> io::Result<()> {
-    let (addr, grace) = args()?;
-    let idle = std::env::var("RIPPLE_HTTP_IDLE_MS")
-        .ok()
-        .and_then(|ms| ms.parse().ok())
-        .map_or(DEFAULT_IDLE, Duration::from_millis);
-
-    let listener = tokio::net::TcpListener::bind(&addr).await?;
+    let config = config()?;
+    let listener = tokio::net::TcpListener::bind(&config.addr).await?;
     // SIGINT and SIGTERM start a graceful shutdown (listening to them also stops them from
     // killing the process outright).
     let mut interrupt = signal(SignalKind::interrupt())?;
@@ -83,6 +113,7 @@ async fn main() -> io::Result<()> {
     // Closing `stop` tells every connection at once to finish what it has started and close.
     let (stop, stopping) = async_channel::bounded::<()>(1);
     let mut connections = JoinSet::new();
+    let registry = Arc::new(Registry::default());
     let signal_name = loop {
         // The signals are looked at first, so that a flood of connections cannot hide them.
         let signalled = async {
@@ -96,12 +127,19 @@ async fn main() -> io::Result<()> {
             Ok(name) => break name.unwrap_or("the runtime shutting down"),
             // A failed connection only ends its own task; its error has nobody to go to.
             Err(Ok((stream, _peer))) => {
-                let stopping = stopping.clone();
+                // At the limit, close the connection that has made the least progress. Its
+                // task must run to close it: let it, before accepting more.
+                let evicted = registry.evict_if_full(config.max_connections);
+                let (conn, evict) = registry.admit(stream);
+                let (config, stopping) = (config.clone(), stopping.clone());
                 connections.spawn(async move {
-                    let _ = serve(stream, idle, stopping).await;
+                    let _ = serve(conn, evict, &config, stopping).await;
                 });
                 // Forget the connections that have ended since the last accept.
                 while connections.try_join_next().is_some() {}
+                if evicted {
+                    tokio::task::yield_now().await;
+                }
             }
             // Out of file descriptors (EMFILE) fails again at once: wait for some to close.
             Err(Err(err)) => {
@@ -122,7 +160,7 @@ async fn main() -> io::Result<()> {
         "{signal_name}: shutting down, {open} connection(s) open"
     );
     stop.close();
-    let finished = timeout(grace, async {
+    let finished = timeout(config.grace, async {
         while connections.join_next().await.is_some() {}
     })
     .await;
@@ -132,46 +170,188 @@ async fn main() -> io::Result<()> {
             out,
             "{} connection(s) still busy after {} ms: closed; bye",
             connections.len(),
-            grace.as_millis()
+            config.grace.as_millis()
         ),
     };
     // Dropping the set aborts what is left.
     Ok(())
 }
 
-/// The address to listen on (the first argument; default `127.0.0.1:8080`) and the graceful
-/// shutdown's limit (`--grace-ms N`).
-fn args() -> io::Result<(String, Duration)> {
-    let mut addr = None;
-    let mut grace = DEFAULT_GRACE;
-    let mut args = std::env::args().skip(1);
+/// The settings, from the arguments (ADDR, `--grace-ms N`, `--head-ms N`,
+/// `--max-connections N`) and `RIPPLE_HTTP_IDLE_MS`.
+fn config() -> io::Result<Config> {
+    let idle = std::env::var("RIPPLE_HTTP_IDLE_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .map_or(DEFAULT_IDLE, Duration::from_millis);
+    let mut config = Config {
+        addr: "127.0.0.1:8080".into(),
+        grace: DEFAULT_GRACE,
+        idle,
+        head: DEFAULT_HEAD,
+        max_connections: default_max_connections(),
+    };
+    let (mut addr, mut args) = (None, std::env::args().skip(1));
     while let Some(arg) = args.next() {
-        if arg == "--grace-ms" {
-            let ms = args.next().and_then(|ms| ms.parse().ok()).ok_or_else(|| {
-                io::Error::new(io::ErrorKind::InvalidInput, "--grace-ms needs a number")
-            })?;
-            grace = Duration::from_millis(ms);
-        } else if addr.is_none() {
-            addr = Some(arg);
-        } else {
-            let message =
-                format!("unexpected argument {arg:?}; usage: hello_http [ADDR] [--grace-ms N]");
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, message));
+        let mut number = || {
+            args.next().and_then(|n| n.parse().ok()).ok_or_else(|| {
+                let message = format!("{arg} needs a number");
+                io::Error::new(io::ErrorKind::InvalidInput, message)
+            })
+        };
+        match arg.as_str() {
+            "--grace-ms" => config.grace = Duration::from_millis(number()?),
+            "--head-ms" => config.head = Duration::from_millis(number()?),
+            "--max-connections" => config.max_connections = number()?.max(1) as usize,
+            _ if addr.is_none() && !arg.starts_with("--") => addr = Some(arg),
+            _ => {
+                let message = format!(
+                    "unexpected argument {arg:?}; usage: hello_http [ADDR] [--grace-ms N] \
+                     [--head-ms N] [--max-connections N]"
+                );
+                return Err(io::Error::new(io::ErrorKind::InvalidInput, message));
+            }
         }
     }
-    Ok((addr.unwrap_or_else(|| "127.0.0.1:8080".into()), grace))
+    if let Some(addr) = addr {
+        config.addr = addr;
+    }
+    Ok(config)
+}
+
+/// As many connections as the process may open files, less [`RESERVED_FDS`]: then `accept`
+/// never meets `EMFILE` because of the connections alone.
+fn default_max_connections() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit(2) writes the limit into `limit`, a valid, exclusively borrowed struct.
+    let got = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    let files = if got == 0 { limit.rlim_cur } else { 1024 };
+    usize::try_from(files.saturating_sub(RESERVED_FDS).max(1)).unwrap_or(usize::MAX)
+}
+
+/// The open connections, and how far each has got: what the accept loop looks at to choose a
+/// connection to close when the server is full.
+#[derive(Debug, Default)]
+struct Registry {
+    /// Every open connection, by number.
+    open: Mutex<HashMap<u64, Tracked>>,
+    /// The next connection's number.
+    next: AtomicU64,
+    /// Counts every change of phase of every connection: the order in which they happened.
+    clock: AtomicU64,
+}
+
+/// A connection, as the registry sees it.
+#[derive(Debug)]
+struct Tracked {
+    /// What it is doing, as its task last said.
+    progress: Arc<Progress>,
+    /// Closes it (see [`serve`]); `None` once used.
+    evict: Option<oneshot::Sender<()>>,
+}
+
+/// What a connection is doing, and since when (by the registry's clock): its phase in the top
+/// two bits, the clock below. Written by the connection's task, read by the accept loop.
+#[derive(Debug, Default)]
+struct Progress(AtomicU64);
+
+/// Sending a request's first bytes (the rest of its head has yet to come).
+const IN_HEAD: u64 = 1 << 62;
+/// Neither idle nor in a head: busy with a request, or just accepted.
+const BUSY: u64 = 2 << 62;
+/// The phase bits of a [`Progress`].
+const PHASE: u64 = 3 << 62;
+// Idle between two requests is phase 0, so that the idle connections sort first.
+
+impl Registry {
+    /// Locks the map (each change is one map call, so a poisoned lock is fine).
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Tracked>> {
+        self.open.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers a new connection; returns it, and the receiver that says it must close.
+    fn admit(self: &Arc<Self>, stream: TcpStream) -> (Conn, oneshot::Receiver<()>) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let progress = Arc::new(Progress(AtomicU64::new(BUSY)));
+        let (evict, evicted) = oneshot::channel();
+        let tracked = Tracked {
+            progress: progress.clone(),
+            evict: Some(evict),
+        };
+        self.lock().insert(id, tracked);
+        let conn = Conn {
+            stream,
+            progress,
+            registry: self.clone(),
+            id,
+        };
+        (conn, evicted)
+    }
+
+    /// With `max` connections or more open, tells the one that has made the least progress to
+    /// close: the longest idle, or else the request head arriving the longest (the others are
+    /// busy). Returns whether it told one.
+    fn evict_if_full(&self, max: usize) -> bool {
+        let mut open = self.lock();
+        if open.len() < max {
+            return false;
+        }
+        let victim = open
+            .values_mut()
+            .filter(|tracked| tracked.evict.is_some())
+            .map(|tracked| (tracked.progress.0.load(Ordering::Relaxed), tracked))
+            .filter(|(progress, _)| progress & PHASE != BUSY)
+            .min_by_key(|(progress, _)| *progress);
+        match victim.and_then(|(_, tracked)| tracked.evict.take()) {
+            Some(evict) => evict.send(()).is_ok(),
+            None => false,
+        }
+    }
+}
+
+/// An open connection: its stream, and its place in the registry.
+struct Conn {
+    /// The stream.
+    stream: TcpStream,
+    /// What it is doing, shared with the registry.
+    progress: Arc<Progress>,
+    /// Where it is registered.
+    registry: Arc<Registry>,
+    /// Its number there.
+    id: u64,
+}
+
+impl Conn {
+    /// Records that the connection has entered `phase` (0 for idle, [`IN_HEAD`], [`BUSY`]).
+    fn enter(&self, phase: u64) {
+        let now = self.registry.clock.fetch_add(1, Ordering::Relaxed);
+        self.progress
+            .0
+            .store(phase | (now & !PHASE), Ordering::Relaxed);
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.registry.lock().remove(&self.id);
+    }
 }
 
 /// Serves one connection until the client leaves, stays idle too long, a request asks to close
-/// it, or the server shuts down (`stopping` is closed): then a connection between requests
-/// closes at once, and one in the middle of a request answers it first.
+/// it, the server needs its place for a new one (`evicted` completes), or the server shuts down
+/// (`stopping` is closed): then a connection between requests closes at once, and one in the
+/// middle of a request answers it first.
 async fn serve(
-    mut stream: TcpStream,
-    idle: Duration,
+    mut conn: Conn,
+    mut evicted: oneshot::Receiver<()>,
+    config: &Config,
     stopping: async_channel::Receiver<()>,
 ) -> io::Result<()> {
     // Answers go out as soon as they are written, not after Nagle's algorithm waits for more.
-    stream.set_nodelay(true)?;
+    conn.stream.set_nodelay(true)?;
     let mut chunk = vec![0; MAX_HEAD];
     let mut buf = Vec::new(); // Bytes received but not yet parsed.
     let mut out = Vec::new(); // Answers to the requests of one read.
@@ -179,24 +359,55 @@ async fn serve(
                            // Completes when the server starts shutting down (the channel is never sent on, so `recv`
                            // returns only once it is closed). Made once and kept: each `recv()` would register anew.
     let mut stop = pin!(stopping.recv());
+    // The deadline of the request head being received, armed at its first byte.
+    let mut head_deadline = pin!(sleep(config.head));
+    let mut in_head = false;
 
     loop {
-        // Each read waits at most `idle`, between requests and in the middle of one. (A client
-        // trickling one byte at a time could still stretch a request; a production server
-        // would also bound the time a whole request head may take.)
-        let read = timeout(idle, stream.read(&mut chunk));
-        let read = if buf.is_empty() && body_left == 0 {
-            // Between requests: a shutdown closes the connection.
-            let stopped = async {
-                let _ = stop.as_mut().await;
+        let between_requests = buf.is_empty() && body_left == 0;
+        if between_requests {
+            conn.enter(0);
+        }
+        let read = timeout(config.idle, conn.stream.read(&mut chunk));
+        let read = if between_requests {
+            // Between requests: a shutdown, or a new connection that needs the place, closes
+            // the connection.
+            let closed = async {
+                let stopped = async {
+                    let _ = stop.as_mut().await;
+                };
+                let evict = async {
+                    let _ = (&mut evicted).await;
+                };
+                or(stopped, evict).await;
                 None
             };
-            match or(async { Some(read.await) }, stopped).await {
+            match or(async { Some(read.await) }, closed).await {
                 Some(read) => read,
                 None => return Ok(()),
             }
+        } else if in_head {
+            // In a request head: it must arrive whole by its deadline, and a new connection
+            // may take the place of one that is this slow.
+            let late = async {
+                head_deadline.as_mut().await;
+                Some(REQUEST_TIMEOUT)
+            };
+            let evict = async {
+                let _ = (&mut evicted).await;
+                None
+            };
+            match or(async { Ok(read.await) }, async {
+                Err(or(late, evict).await)
+            })
+            .await
+            {
+                Ok(read) => read,
+                Err(Some(answer)) => return close_with(conn, answer, &mut chunk, config).await,
+                Err(None) => return Ok(()),
+            }
         } else {
-            // In the middle of a request: finish it, even while shutting down.
+            // In a request body we skip: finish it, even while shutting down.
             read.await
         };
         let n = match read {
@@ -232,10 +443,19 @@ async fn serve(
                     let here = body.min(buf.len() - start - head);
                     start += head + here;
                     body_left = body - here;
+                    in_head = false;
                 }
             }
         }
         buf.drain(..start);
+        // The first bytes of a new request head: its deadline starts now.
+        if !buf.is_empty() && !in_head && !close {
+            in_head = true;
+            head_deadline
+                .as_mut()
+                .reset(tokio::time::Instant::now() + config.head);
+            conn.enter(IN_HEAD);
+        }
         // Shutting down: the last answer of this batch says so, and the connection closes.
         if stopping.is_closed() && !close && !out.is_empty() {
             out.truncate(out.len() - HELLO.len());
@@ -243,15 +463,27 @@ async fn serve(
             close = true;
         }
         // A client that stops reading our answers is as idle as one that stops sending.
-        match timeout(idle, stream.write_all(&out)).await {
+        match timeout(config.idle, conn.stream.write_all(&out)).await {
             Ok(written) => written?,
             Err(_elapsed) => return Ok(()),
         }
         out.clear();
         if close {
-            return linger(stream, &mut chunk, idle).await;
+            return linger(conn, &mut chunk, config.idle).await;
         }
     }
+}
+
+/// Sends `answer` (if the socket takes it at once: this client is slow, and we do not wait for
+/// it), then closes the connection.
+async fn close_with(
+    mut conn: Conn,
+    answer: &[u8],
+    chunk: &mut [u8],
+    config: &Config,
+) -> io::Result<()> {
+    let _ = timeout(Duration::ZERO, conn.stream.write_all(answer)).await;
+    linger(conn, chunk, config.idle).await
 }
 
 /// What the front of the buffer holds.
@@ -337,9 +569,9 @@ fn has_token(value: &[u8], token: &str) -> bool {
 /// Closing a socket that still has unread input makes the kernel send a reset, which can
 /// destroy the answer before the client reads it. So we only shut down our side, then read
 /// and discard until the client closes too, or `idle` has passed.
-async fn linger(mut stream: TcpStream, chunk: &mut [u8], idle: Duration) -> io::Result<()> {
-    stream.shutdown().await?;
-    let drain = async { while let Ok(1..) = stream.read(chunk).await {} };
+async fn linger(mut conn: Conn, chunk: &mut [u8], idle: Duration) -> io::Result<()> {
+    conn.stream.shutdown().await?;
+    let drain = async { while let Ok(1..) = conn.stream.read(chunk).await {} };
     let _ = timeout(idle, drain).await;
     Ok(())
 }
