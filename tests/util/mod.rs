@@ -301,3 +301,101 @@ pub fn in_child_process(
     );
     Ok(())
 }
+
+/// An example server running as a child process (`cargo run --example NAME -- 127.0.0.1:0
+/// ARGS...`), optionally with `RLIMIT_NOFILE` lowered; killed when dropped. Its standard error is
+/// collected line by line.
+pub struct Example {
+    /// The process.
+    child: std::process::Child,
+    /// Where it listens (from its `listening on ADDR` line).
+    pub addr: SocketAddr,
+    /// What it has written to standard error so far.
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl Example {
+    /// Starts the example `name` with `args` after its address, the environment variables
+    /// `env`, and at most `max_fds` open files if given; returns once it listens.
+    pub fn start(
+        name: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        max_fds: Option<u32>,
+    ) -> io::Result<Example> {
+        use std::io::{BufRead, BufReader};
+        use std::process::Stdio;
+
+        let cargo = env!("CARGO");
+        let mut command = match max_fds {
+            Some(n) => {
+                let mut sh = Command::new("sh");
+                sh.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(cargo);
+                sh
+            }
+            None => Command::new(cargo),
+        };
+        command
+            .args(["run", "--quiet", "--example", name, "--", "127.0.0.1:0"])
+            .args(args)
+            .envs(env.iter().copied())
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn()?;
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let lines = stderr.clone();
+        let err = child.stderr.take().expect("stderr is piped");
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                lines
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(line);
+            }
+        });
+        let mut line = String::new();
+        let mut out = BufReader::new(child.stdout.take().expect("stdout is piped"));
+        out.read_line(&mut line)?;
+        // Keep reading (and dropping) stdout, so that the server never blocks on a full pipe.
+        std::thread::spawn(move || io::copy(&mut out, &mut io::sink()));
+        let parsed = line
+            .trim()
+            .strip_prefix("listening on ")
+            .and_then(|addr| addr.parse().ok());
+        let mut example = Example {
+            child,
+            addr: ([0, 0, 0, 0], 0).into(),
+            stderr,
+        };
+        example.addr = parsed.ok_or_else(|| {
+            io::Error::other(format!(
+                "{name}: unexpected first line {line:?}; stderr: {:?}",
+                example.stderr_lines()
+            ))
+        })?;
+        Ok(example)
+    }
+
+    /// The lines written to standard error so far.
+    pub fn stderr_lines(&self) -> Vec<String> {
+        self.stderr
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Example {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
