@@ -130,10 +130,12 @@ fn plan() -> Result<Plan, Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let (mut connections, mut seconds, mut waves) = (10_000, 600, 3);
     let (mut out, mut full) = (None, true);
-    let command = std::iter::once("soak".to_string())
-        .chain(std::env::args().skip(1))
-        .collect::<Vec<_>>()
-        .join(" ");
+    let given: Vec<String> = std::env::args().skip(1).collect();
+    let command = if given.is_empty() {
+        "soak".to_string()
+    } else {
+        format!("soak -- {}", given.join(" "))
+    };
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or(format!("{arg} needs a value"));
         match arg.as_str() {
