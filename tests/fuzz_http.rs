@@ -51,7 +51,16 @@ impl Rng {
 /// One request, well-formed or not.
 fn request(rng: &mut Rng) -> Vec<u8> {
     let mut out = Vec::new();
-    let method = rng.pick(&["GET", "POST", "HEAD", "PUT", "G\0T", "", "GET GET", "\u{1F600}"]);
+    let method = rng.pick(&[
+        "GET",
+        "POST",
+        "HEAD",
+        "PUT",
+        "G\0T",
+        "",
+        "GET GET",
+        "\u{1F600}",
+    ]);
     let path = rng.pick(&["/", "/a?b=c", "*", "", "/%00", "/\r", "http://x/", "/ /"]);
     let version = rng.pick(&[
         "HTTP/1.1",
@@ -74,8 +83,12 @@ fn request(rng: &mut Rng) -> Vec<u8> {
             2 => format!("Content-Length: -{}", rng.below(9)),
             3 => "Content-Length: 99999999999999999999999".into(),
             4 => "Transfer-Encoding: chunked".into(),
-            5 => rng.pick(&["Transfer-Encoding: xchunked", "Transfer-Encoding : chunked"]).into(),
-            6 => rng.pick(&["Connection: close", "Connection: keep-alive"]).into(),
+            5 => rng
+                .pick(&["Transfer-Encoding: xchunked", "Transfer-Encoding : chunked"])
+                .into(),
+            6 => rng
+                .pick(&["Connection: close", "Connection: keep-alive"])
+                .into(),
             7 => " folded: continuation".into(),
             8 => format!("X-Long: {}", "a".repeat(rng.below(10_000))),
             9 => "Bad Header: x".into(),
@@ -168,8 +181,8 @@ fn exchange(addr: SocketAddr, input: &[u8], rng: &mut Rng) -> io::Result<Vec<u8>
 }
 
 #[test]
-fn malformed_requests_get_valid_answers_or_a_close_and_the_server_keeps_serving(
-) -> io::Result<()> {
+fn malformed_requests_get_valid_answers_or_a_close_and_the_server_keeps_serving() -> io::Result<()>
+{
     let inputs: usize = std::env::var("RIPPLE_FUZZ_INPUTS")
         .ok()
         .and_then(|n| n.parse().ok())

@@ -269,3 +269,45 @@ fn a_std_listener_and_stream_move_into_ripple_and_back() -> io::Result<()> {
         io::Result::Ok(())
     })
 }
+
+/// Data after a TCP urgent byte. A read stops at the urgent mark (the urgent byte itself is out
+/// of band, without `SO_OOBINLINE`), so it comes back short, and ripple then waits for a new
+/// edge; an outside test reported that the bytes behind the mark could wait for more data. Two
+/// shapes, with the server parked before the bytes come: the urgent byte in a segment between
+/// two others, and at the end of a segment that carries data.
+#[ripple::test]
+async fn data_after_an_urgent_byte_is_read_without_waiting_for_more() -> io::Result<()> {
+    type Shape = [(bool, &'static [u8]); 3];
+    let shapes: [Shape; 2] = [
+        [(false, b"ab"), (true, b"X"), (false, b"cd")],
+        [(false, b"ab"), (true, b"cdX"), (false, b"")],
+    ];
+    for shape in shapes {
+        let (mut server, client) = util::pair_with_std_peer().await?;
+        let sender = std::thread::spawn(move || -> io::Result<std::net::TcpStream> {
+            let sock = socket2::SockRef::from(&client);
+            for (urgent, bytes) in shape {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                if urgent {
+                    sock.send_out_of_band(bytes)?;
+                } else if !bytes.is_empty() {
+                    sock.send(bytes)?;
+                }
+            }
+            Ok(client)
+        });
+        let mut got = Vec::new();
+        let mut buf = [0; 16];
+        while got.len() < 4 {
+            let n = no_hang(server.read(&mut buf)).await??;
+            assert!(n > 0, "end of stream after {got:?}");
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(
+            got, b"abcd",
+            "the stream, in order, without the urgent byte"
+        );
+        drop(sender.join().expect("the sending thread")?);
+    }
+    Ok(())
+}

@@ -1,5 +1,5 @@
-//! Helpers shared by the unit tests and the loom models: a scheduler that runs nothing, a task
-//! of it, and a waker that counts its wakes.
+//! Helpers shared by the unit tests and the loom models: a scheduler that runs nothing, one that
+//! keeps its tasks for the test to run, a task of the first, and a waker that counts its wakes.
 
 use std::sync::Arc;
 
@@ -16,6 +16,31 @@ impl Schedule for Arc<Nowhere> {
         false
     }
     fn schedule_local(_: TaskRef) {}
+    fn release(&self, _: &dyn Runnable) {}
+}
+
+/// A scheduler that keeps what it is given, for the test or model to run afterwards.
+#[derive(Default)]
+pub(crate) struct Recorder(pub(crate) crate::loom::sync::Mutex<Vec<TaskRef>>);
+
+impl Recorder {
+    /// The tasks queued so far, taken.
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn take(&self) -> Vec<TaskRef> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+impl Schedule for Arc<Recorder> {
+    fn schedule(&self, task: TaskRef) {
+        self.0.lock().unwrap().push(task);
+    }
+    fn is_local(&self) -> bool {
+        false
+    }
+    fn schedule_local(_: TaskRef) {
+        unreachable!("is_local is false")
+    }
     fn release(&self, _: &dyn Runnable) {}
 }
 

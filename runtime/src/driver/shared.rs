@@ -321,6 +321,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "builds an epoll instance, which Miri cannot run")]
     fn two_threads_take_turns_in_the_driver_and_lose_no_event_timer_or_unpark() -> io::Result<()> {
         let shared = SharedDriver::new(Driver::new(false)?);
         let (one, two) = (Worker::start(&shared), Worker::start(&shared));

@@ -432,6 +432,7 @@ mod tests {
     use std::sync::Arc;
 
     #[test]
+    #[cfg_attr(miri, ignore = "builds an epoll instance, which Miri cannot run")]
     fn a_deleted_source_is_kept_and_reused_and_its_old_key_names_nothing() -> io::Result<()> {
         let reactor = Reactor::new(false)?;
         let (a, _peer) = UnixStream::pair()?;
@@ -473,6 +474,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "builds an epoll instance, which Miri cannot run")]
     fn deleting_a_source_drops_the_wakers_parked_in_it() -> io::Result<()> {
         let reactor = Reactor::new(false)?;
         let (a, _peer) = UnixStream::pair()?;

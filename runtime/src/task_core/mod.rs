@@ -441,22 +441,7 @@ mod loom_models {
     use crate::loom::sync::atomic::AtomicBool;
     use crate::loom::thread;
 
-    /// A scheduler that keeps what it is given, to be run by the model afterwards.
-    #[derive(Default)]
-    struct Recorder(Mutex<Vec<TaskRef>>);
-
-    impl Schedule for Arc<Recorder> {
-        fn schedule(&self, task: TaskRef) {
-            self.0.lock().unwrap().push(task);
-        }
-        fn is_local(&self) -> bool {
-            false
-        }
-        fn schedule_local(_: TaskRef) {
-            unreachable!("is_local is false")
-        }
-        fn release(&self, _: &dyn Runnable) {}
-    }
+    use crate::testing::Recorder;
 
     /// A future that is pending at its first poll and ready at the next; it notes whether a
     /// wake had happened when it was polled, and counts its drops.
@@ -613,29 +598,7 @@ mod miri_checked {
     use super::*;
     use std::sync::atomic::AtomicUsize as StdAtomicUsize;
 
-    /// A scheduler that keeps the tasks it is given, for the test to run.
-    #[derive(Default)]
-    struct Queue(std::sync::Mutex<Vec<TaskRef>>);
-
-    impl Queue {
-        /// The tasks queued so far, taken.
-        fn take(&self) -> Vec<TaskRef> {
-            std::mem::take(&mut *self.0.lock().unwrap())
-        }
-    }
-
-    impl Schedule for Arc<Queue> {
-        fn schedule(&self, task: TaskRef) {
-            self.0.lock().unwrap().push(task);
-        }
-        fn is_local(&self) -> bool {
-            false
-        }
-        fn schedule_local(_: TaskRef) {
-            unreachable!("is_local is false")
-        }
-        fn release(&self, _: &dyn Runnable) {}
-    }
+    use crate::testing::Recorder as Queue;
 
     /// Counts its drops.
     struct Dropped(Arc<StdAtomicUsize>);
