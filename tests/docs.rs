@@ -9,6 +9,10 @@
 //! not followed. Links inside code blocks, code spans and HTML comments are not links.
 //!
 //! A failure lists every broken link as `file:line`.
+//!
+//! One more check keeps the guide's numbers honest: each figure it quotes from the measured
+//! report, `docs/journey.md` (listed in `JOURNEY_QUOTES`), must be in that report's table and
+//! still in the chapter.
 
 use std::collections::HashMap;
 use std::fs;
@@ -670,4 +674,93 @@ impl Drop for TempTree {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.0);
     }
+}
+
+/// The chapters that quote `docs/journey.md`.
+const CH4: &str = "04-non-blocking-and-polling.md";
+const CH6: &str = "06-event-loop.md";
+const CH7: &str = "07-tomcat-nio.md";
+
+/// Figures the guide quotes from the measured report, `docs/journey.md`: the chapter that quotes
+/// it, the report's table (the start of its heading), the model (the start of its row), the
+/// number of connections (its column), and the figure as the chapter writes it.
+const JOURNEY_QUOTES: &[(&str, &str, &str, &str, &str)] = &[
+    (CH4, "Throughput", "5 busy poll", "1", "36,041"),
+    (CH4, "Throughput", "8 ripple", "1", "10,173"),
+    (CH4, "Throughput", "2 fork", "1", "12,324"),
+    (CH4, "Throughput", "5 busy poll", "10", "130,980"),
+    (CH4, "Throughput", "5 busy poll", "100", "155,480"),
+    (CH4, "p99", "5 busy poll", "1", "55 µs"),
+    (CH4, "p99", "1 blocking", "1", "128 µs"),
+    (CH4, "Server CPU, %", "5 busy poll", "1", "99%"),
+    (CH4, "Server CPU, %", "2 fork", "1", "35%"),
+    (CH4, "Server CPU, %", "7 Tomcat", "1", "63%"),
+    (CH6, "Server CPU, ms", "8 ripple", "10", "6.78"),
+    (CH6, "Server CPU, ms", "6 event loop", "10", "9.48"),
+    (CH6, "Server CPU, ms", "8 ripple", "100", "6.50"),
+    (CH6, "Server CPU, ms", "6 event loop", "100", "8.52"),
+    (CH6, "Server CPU, ms", "8 ripple", "1", "38.4"),
+    (CH6, "Server CPU, ms", "6 event loop", "1", "36.1"),
+    (CH6, "Throughput", "8 ripple", "10", "145,945"),
+    (CH6, "Throughput", "6 event loop", "10", "104,096"),
+    (CH7, "Server CPU, ms", "7 Tomcat", "1", "59.4"),
+    (CH7, "Server CPU, ms", "6 event loop", "1", "36.1"),
+    (CH7, "Server CPU, ms", "7 Tomcat", "10", "13.0"),
+    (CH7, "Server CPU, ms", "6 event loop", "10", "9.48"),
+    (CH7, "Server CPU, ms", "7 Tomcat", "100", "8.59"),
+    (CH7, "Server CPU, ms", "6 event loop", "100", "8.52"),
+    (CH7, "Server CPU, ms", "7 Tomcat", "1,000", "11.0"),
+    (CH7, "Server CPU, ms", "6 event loop", "1,000", "10.3"),
+    (CH7, "Server CPU, ms", "7 Tomcat", "5,000", "11.5"),
+    (CH7, "Server CPU, ms", "6 event loop", "5,000", "12.0"),
+    (CH7, "Throughput", "7 Tomcat", "10", "76,305"),
+    (CH7, "Throughput", "6 event loop", "10", "104,096"),
+    (CH7, "Throughput", "7 Tomcat", "100", "115,050"),
+    (CH7, "Throughput", "6 event loop", "100", "104,484"),
+    (CH7, "Throughput", "7 Tomcat", "1,000", "90,465"),
+    (CH7, "Throughput", "6 event loop", "1,000", "94,105"),
+    (CH7, "Throughput", "7 Tomcat", "5,000", "83,051"),
+    (CH7, "Throughput", "6 event loop", "5,000", "79,380"),
+];
+
+#[test]
+fn figures_the_guide_quotes_from_the_journey_report_are_in_the_report() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let journey = fs::read_to_string(root.join("docs/journey.md")).expect("docs/journey.md");
+    let mut wrong = Vec::new();
+    for &(chapter, table, model, connections, figure) in JOURNEY_QUOTES {
+        let path = root.join("docs/guide").join(chapter);
+        let text = fs::read_to_string(&path).expect("the chapter exists");
+        let cell = journey_cell(&journey, table, model, connections);
+        if cell.as_deref() != Some(figure) {
+            wrong.push(format!(
+                "docs/journey.md, {table} / {model} / {connections}: {cell:?}, not {figure:?}"
+            ));
+        }
+        if !text.contains(figure) {
+            wrong.push(format!("docs/guide/{chapter} no longer quotes {figure:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// The cell of a table of `docs/journey.md`: the table under the first `###` heading that starts
+/// with `table`, the row whose first cell starts with `model`, the column headed `connections`.
+fn journey_cell(journey: &str, table: &str, model: &str, connections: &str) -> Option<String> {
+    let cells = |line: &str| -> Vec<String> {
+        let inner = line.trim().trim_start_matches('|').trim_end_matches('|');
+        inner.split('|').map(|c| c.trim().to_string()).collect()
+    };
+    let mut lines = journey
+        .lines()
+        .skip_while(|line| !line.starts_with(&format!("### {table}")))
+        .skip(1)
+        .skip_while(|line| !line.starts_with('|'))
+        .take_while(|line| line.starts_with('|'));
+    let header = cells(lines.next()?);
+    let column = header.iter().position(|c| c == connections)?;
+    lines
+        .map(cells)
+        .find(|row| row[0].starts_with(model))
+        .and_then(|row| row.get(column).cloned())
 }

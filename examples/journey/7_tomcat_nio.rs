@@ -6,8 +6,10 @@
 //! "톰캣의 사용자 요청 처리과정"). Step 4's workers sat blocked in `read` waiting for their
 //! clients; step 6 never blocked but did all the work on one thread. Tomcat combines them: a
 //! selector thread watches every socket and gives a socket to a pool thread only once data has
-//! arrived, so a worker never waits for a client ("요청 데이터가 모두 도착한 이후에 스레드와 IO
-//! 자원을 할당 받는다"). Three kinds of threads, named after Tomcat's classes:
+//! arrived, so a worker here never waits for a client ("요청 데이터가 모두 도착한 이후에 스레드와
+//! IO 자원을 할당 받는다"; in Tomcat a servlet that reads a request body still blocks until it
+//! arrives). NIO is Tomcat's default connector since Tomcat 8. Three kinds of threads, named
+//! after Tomcat's classes:
 //!
 //! - The **Acceptor** thread (`Acceptor.run`) blocks in `accept`, as Tomcat's does, makes each
 //!   socket non-blocking (`NioEndpoint.setSocketOptions`), and hands it to the Poller
@@ -26,14 +28,18 @@
 //! What it costs: a fixed number of threads (1 Acceptor, 1 Poller, 8 Workers), no CPU while
 //! idle, and per client a socket and a map entry; thousands of clients are fine. Where it
 //! breaks: every message crosses threads twice (Poller to Worker, Worker back to Poller), with
-//! a lock, a wake-up and an `epoll_ctl` each way, so each echo costs more CPU than in step 6
-//! (at 10 clients, 13.0 against 9.5 CPU ms per 1,000 messages in `docs/journey.md`, from
-//! `tools/src/bin/journey_bench/`). It pays off when handlers do real work, which then runs on
-//! several cores while the Poller keeps watching.
+//! a lock and a wake-up each way, and one `epoll_ctl`, the Worker's re-arm (oneshot mode
+//! disarms the socket in the kernel when it fires, so the way to the Worker needs none;
+//! `polling`'s `wait` adds two more per wait). At 1 and 10 clients each echo costs more CPU
+//! than in step 6 (at 10, 13.0 against 9.48 CPU ms per 1,000 messages in `docs/journey.md`,
+//! from `tools/src/bin/journey_bench/`); from 100 on the two are close (8.59 against 8.52 at
+//! 100). It pays off when handlers do real work, which then runs on several cores while the
+//! Poller keeps watching.
 //!
 //! Run it with `cargo run --release --example journey_tomcat_nio [ADDR]` (default
-//! `127.0.0.1:8080`), then talk to it with `nc 127.0.0.1 8080`, or load it with
-//! `cargo run --release --example echo_client -- 127.0.0.1:8080 10 1000 64`.
+//! `127.0.0.1:8080`), then load it with
+//! `cargo run --release --example echo_client -- 127.0.0.1:8080 10 1000 64`, which prints
+//! `messages=10000` and its times when every echo came back.
 
 use std::collections::HashMap;
 use std::io;
