@@ -6,9 +6,10 @@
 //! parked), and the [`Handle`] that I/O objects and sleeps register with, made current on a
 //! thread by [`Local::enter`].
 //!
-//! A park reads top to bottom, like the seeds' event loop: fire the due timers; re-check the
-//! sources that short reads drained; wait in epoll with the nearest deadline as the timeout;
-//! for each event, set its source's readiness bit and wake the task parked there. The driver
+//! A park reads top to bottom, like the seeds' event loop: re-check the sources that short
+//! reads drained; wait in epoll; for each event, set its source's readiness bit and wake the
+//! task parked there; and if the timers' alarm (a timerfd set for the nearest deadline, in the
+//! same epoll) rang, fire the due timers. The driver
 //! holds no lock while it wakes a task, and a task woken here is only queued: the scheduler runs
 //! it after `park` returns.
 //!
@@ -71,7 +72,8 @@ impl Driver {
     /// A new epoll instance and empty timers.
     pub(crate) fn new(trace: bool) -> io::Result<Driver> {
         let io = Arc::new(Reactor::new(trace)?);
-        let time = time::Handle::new(futures_task::waker(io.clone()));
+        let alarm = io.clone();
+        let time = time::Handle::new(Arc::new(move |at| alarm.set_alarm(at)));
         Ok(Driver {
             handle: Handle { io, time },
             events: Events::new(),
@@ -107,29 +109,24 @@ impl Driver {
         } = self;
         let (reactor, time) = (&*handle.io, &handle.time);
 
-        // 1. Timers: fire the due ones; the next deadline bounds the wait.
-        let mut timeout = time.before_park(wakers, timeout);
-        if !wakers.is_empty() {
-            fire_timers(wakers, counters, reactor.trace);
-        }
         counters.set_waking(WakeSource::Reactor);
 
-        // 2. Sources that short reads drained: one poll(2) looks for a FIN that came with their
+        // 1. Sources that short reads drained: one poll(2) looks for a FIN that came with their
         //    last data. Any it finds is work to do now, so the wait must not block.
+        let mut timeout = timeout;
         local.io.take_drained(drained);
         if !drained.is_empty() && recheck_drained(reactor, drained, next_tick(tick)) > 0 {
             timeout = Some(Duration::ZERO);
         }
 
-        // 3. Wait: one epoll_wait (`reactor/epoll.rs`); a zero timeout only looks.
-        let waited = reactor.wait(events, timeout);
-        time.after_park();
-        waited?;
+        // 2. Wait: one epoll_wait (`reactor/epoll.rs`); a zero timeout only looks. The timers
+        //    need no timeout: their alarm is a timerfd in the same epoll.
+        reactor.wait(events, timeout)?;
         if reactor.trace && (timeout != Some(Duration::ZERO) || events.len() > 0) {
             trace_wait(timeout, events.len());
         }
 
-        // 4. Dispatch: each event sets its source's readiness and wakes the task parked there.
+        // 3. Dispatch: each event sets its source's readiness and wakes the task parked there.
         let batch_tick = next_tick(tick);
         let mut count = 0;
         for event in events.iter() {
@@ -154,10 +151,10 @@ impl Driver {
             io.set_readiness(batch_tick, ready);
         }
         counters.waited(count);
-        // A wait that a deadline cut short returns no event, and ends with that deadline due:
-        // fire it now rather than one park later.
-        if count == 0 && timeout.is_some_and(|t| !t.is_zero()) {
-            fire_after_wait(time, wakers, counters, reactor.trace);
+
+        // 4. Timers: if the alarm rang, fire the due ones and set it for the next.
+        if events.alarm() {
+            ring(time, wakers, counters, reactor.trace);
         }
         counters.set_waking(WakeSource::Main);
         Ok(())
@@ -236,17 +233,12 @@ fn next_tick(tick: &mut usize) -> usize {
     *tick
 }
 
-/// Fires the timers that came due during a wait that may have been cut short by one. Out of
-/// line, so that the fire before the wait, on every park, stays inlined.
+/// The alarm rang: fires the due timers and wakes their tasks. Out of line: most parks of a busy
+/// server find no alarm.
 #[cold]
 #[inline(never)]
-fn fire_after_wait(
-    time: &time::Handle,
-    wakers: &mut Vec<Waker>,
-    counters: &LocalCounters,
-    trace_on: bool,
-) {
-    time.fire_due(wakers);
+fn ring(time: &time::Handle, wakers: &mut Vec<Waker>, counters: &LocalCounters, trace_on: bool) {
+    time.ring(wakers);
     if !wakers.is_empty() {
         fire_timers(wakers, counters, trace_on);
     }

@@ -25,6 +25,9 @@ use polling::{Event, PollMode, Poller};
 
 /// The key of the reactor's own eventfd. Address 0 is no source's (see `key.rs`).
 pub(super) const WAKE_KEY: usize = 0;
+/// The key of the timers' alarm (a timerfd). Address 1 is no source's either: sources are
+/// aligned.
+pub(super) const ALARM_KEY: usize = 1;
 /// The key `polling` gives its own notifier and timerfd.
 const POLLING_KEY: usize = usize::MAX;
 /// Events one wait reports at most; the rest wait for the next one.
@@ -50,6 +53,8 @@ pub(crate) struct Events {
     buffer: Vec<libc::epoll_event>,
     /// How many the last wait filled.
     len: usize,
+    /// Whether the last wait reported the alarm.
+    alarm: bool,
 }
 
 impl Events {
@@ -58,7 +63,13 @@ impl Events {
         Events {
             buffer: vec![libc::epoll_event { events: 0, u64: 0 }; CAPACITY],
             len: 0,
+            alarm: false,
         }
+    }
+
+    /// Whether the last wait reported the timers' alarm: a deadline has come.
+    pub(crate) fn alarm(&self) -> bool {
+        self.alarm
     }
 
     /// How many sources' events the last wait reported.
@@ -71,7 +82,7 @@ impl Events {
         self.buffer[..self.len].iter().filter_map(|event| {
             // Copied out by value: the struct is packed on x86-64.
             let (flags, key) = (event.events, event.u64 as usize);
-            if key == WAKE_KEY || key == POLLING_KEY {
+            if key == WAKE_KEY || key == ALARM_KEY || key == POLLING_KEY {
                 return None;
             }
             let is = |mask: libc::c_int| flags & mask as u32 != 0;
@@ -162,6 +173,67 @@ impl Wake {
     }
 }
 
+/// The timers' alarm clock: a timerfd on `CLOCK_MONOTONIC`, registered edge-triggered under
+/// [`ALARM_KEY`] and never read. Setting it (`timerfd_settime`) clears its expirations, and each
+/// expiry is a fresh edge, so one event comes per alarm set. The kernel keeps the time: a park
+/// needs no clock and no timeout for the timers, only the alarm's event when a deadline comes.
+#[derive(Debug)]
+pub(super) struct Alarm {
+    /// The timerfd.
+    fd: OwnedFd,
+}
+
+impl Alarm {
+    /// A new timerfd, unset, added to `poller`.
+    pub(super) fn new(poller: &Poller) -> io::Result<Alarm> {
+        // SAFETY: timerfd_create takes no pointer; a negative result is an error, checked below.
+        let raw = unsafe {
+            libc::timerfd_create(
+                libc::CLOCK_MONOTONIC,
+                libc::TFD_CLOEXEC | libc::TFD_NONBLOCK,
+            )
+        };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a new fd that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // SAFETY: `fd` lives in the reactor beside the poller, and is closed (leaving epoll by
+        // itself) only when the reactor is dropped.
+        unsafe {
+            poller.add_with_mode(fd.as_raw_fd(), Event::readable(ALARM_KEY), PollMode::Edge)?;
+        }
+        Ok(Alarm { fd })
+    }
+
+    /// Rings at `at`, nanoseconds on `CLOCK_MONOTONIC` (at once if that has passed), instead of
+    /// whenever it was set for.
+    pub(super) fn set(&self, at: u64) {
+        // Zero would disarm it: the earliest time that still rings is 1 ns.
+        let at = at.max(1);
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value: libc::timespec {
+                tv_sec: (at / 1_000_000_000) as libc::time_t,
+                tv_nsec: (at % 1_000_000_000) as libc::c_long,
+            },
+        };
+        // SAFETY: `spec` is a valid itimerspec; the old value is not asked for (null). On a
+        // valid timerfd with a valid time this cannot fail.
+        unsafe {
+            libc::timerfd_settime(
+                self.fd.as_raw_fd(),
+                libc::TFD_TIMER_ABSTIME,
+                &spec,
+                std::ptr::null_mut(),
+            )
+        };
+    }
+}
+
 /// Waits on `poller`'s epoll instance at most `timeout` (`None`: no limit; zero: only look),
 /// filling `events`. An interrupted wait (a signal) returns no event, as a spurious wake-up.
 pub(super) fn wait(
@@ -199,6 +271,7 @@ pub(super) fn wait(
     wake.notified.store(false, Ordering::SeqCst);
     if n < 0 {
         events.len = 0;
+        events.alarm = false;
         let err = io::Error::last_os_error();
         return match err.kind() {
             io::ErrorKind::Interrupted => Ok(()),
@@ -206,6 +279,9 @@ pub(super) fn wait(
         };
     }
     events.len = n as usize;
+    events.alarm = events.buffer[..events.len]
+        .iter()
+        .any(|event| event.u64 as usize == ALARM_KEY);
     Ok(())
 }
 

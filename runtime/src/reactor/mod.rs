@@ -76,6 +76,8 @@ pub(crate) struct Reactor {
     poller: Poller,
     /// The eventfd that interrupts the driver's wait.
     wake: epoll::Wake,
+    /// The timerfd that ends the driver's wait when a timer's deadline comes.
+    alarm: epoll::Alarm,
     /// Every source this reactor has allocated. Locked when a source is added or deleted, and
     /// at shutdown; never per event.
     registry: Mutex<Registry>,
@@ -234,6 +236,7 @@ impl Reactor {
         let poller = Poller::new()?;
         Ok(Reactor {
             wake: epoll::Wake::new(&poller)?,
+            alarm: epoll::Alarm::new(&poller)?,
             poller,
             registry: Mutex::new(Registry::default()),
             drained: Mutex::new(Drained::default()),
@@ -398,6 +401,12 @@ impl Reactor {
     #[inline]
     pub(crate) fn wait(&self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
         epoll::wait(&self.poller, &self.wake, events, timeout)
+    }
+
+    /// Makes the driver's current or next wait return at `at` (nanoseconds on
+    /// `CLOCK_MONOTONIC`), reporting the alarm ([`Events::alarm`]).
+    pub(crate) fn set_alarm(&self, at: u64) {
+        self.alarm.set(at);
     }
 
     /// Fails every registered source: the runtime is going away.

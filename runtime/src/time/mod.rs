@@ -1,16 +1,20 @@
 //! Timers: `sleep`, `timeout` and `interval`, and the deadlines behind them.
 //!
-//! A runtime keeps every pending deadline in one ordered map (`Timers`). When a thread has
-//! nothing to run, the driver hands the *nearest* deadline to epoll as the wait's timeout, so a
-//! sleeping runtime wakes up exactly when the first timer is due (or earlier, for I/O), then
-//! fires every timer whose deadline has passed. A [`Sleep`] registers itself the first time it is
-//! polled and unregisters when dropped, so creating and dropping a sleep that was never awaited
-//! costs nothing, and cancelling one costs a map removal.
+//! A runtime keeps every pending deadline in one ordered map (`Timers`), and an *alarm* set for
+//! the nearest one: a timerfd in the driver's epoll, so the kernel keeps the time. A park needs
+//! no clock and no timeout for the timers; when a deadline comes, the alarm ends the wait like
+//! any I/O event, and the driver fires every timer whose deadline has passed and sets the alarm
+//! for the next. A [`Sleep`] registers itself the first time it is polled and unregisters when
+//! dropped, so creating and dropping a sleep that was never awaited costs nothing, and
+//! cancelling one costs a map removal.
 //!
-//! The timers know nothing of epoll. When a sleep is registered with a deadline earlier than the
-//! one a parked thread is waiting for (a sleep made on one worker while another is blocked in
-//! epoll), they wake the driver through a plain [`Waker`] that the driver gave them, so that the
-//! parked thread recomputes its timeout.
+//! The alarm is set lazily: only when a deadline earlier than the one it is set for arrives (a
+//! `timerfd_settime`, under the timers' lock, from whichever thread registers the sleep), never
+//! when a timer is removed. An alarm that rings for a removed timer fires nothing and is set for
+//! the next deadline. So a server whose connections each keep a timeout pushed ever later (a
+//! [`Watchdog`]) costs the kernel one alarm per deadline that really comes, not one per message.
+//!
+//! The timers know nothing of epoll: the driver gives them a function that sets the alarm.
 //!
 //! ```
 //! use std::time::Duration;
@@ -33,7 +37,7 @@ mod watchdog;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
 use std::time::Duration;
@@ -58,12 +62,10 @@ pub(crate) struct Timers {
     entries: BTreeMap<(u64, u64), Waker>,
     /// The id for the next registration.
     next_id: u64,
-    /// The earliest deadline of `entries` (`u64::MAX` if there is none), so that a park that
-    /// finds no timer due compares one number instead of searching the map.
+    /// The earliest deadline of `entries` (`u64::MAX` if there is none).
     earliest: u64,
-    /// Until when a thread parked in the driver waits (`None`: no timeout), while
-    /// `Shared::parked` is set. A sleep registered with an earlier deadline must wake it.
-    parked_until: Option<u64>,
+    /// When the alarm is set to ring (`u64::MAX`: not set). Invariant: at or before `earliest`.
+    armed: u64,
 }
 
 impl Default for Timers {
@@ -72,7 +74,7 @@ impl Default for Timers {
             entries: BTreeMap::new(),
             next_id: 0,
             earliest: u64::MAX,
-            parked_until: None,
+            armed: u64::MAX,
         }
     }
 }
@@ -112,18 +114,7 @@ impl Timers {
     }
 
     /// Moves the wakers of every timer due at `now` into `wakers`; returns the next deadline.
-    #[inline]
     fn fire(&mut self, now: u64, wakers: &mut Vec<Waker>) -> Option<u64> {
-        if now < self.earliest {
-            // The common case: nothing is due.
-            return Some(self.earliest).filter(|&e| e != u64::MAX);
-        }
-        self.fire_some(now, wakers)
-    }
-
-    /// [`fire`](Self::fire) when the earliest deadline has come.
-    #[cold]
-    fn fire_some(&mut self, now: u64, wakers: &mut Vec<Waker>) -> Option<u64> {
         while let Some(entry) = self.entries.first_entry() {
             if entry.key().0 > now {
                 self.earliest = entry.key().0;
@@ -136,10 +127,8 @@ impl Timers {
     }
 }
 
-/// The timers' clock: `CLOCK_MONOTONIC` (the clock of [`Instant`]) in nanoseconds, as a plain
-/// `u64`. Every park of a runtime with timers reads it and compares and subtracts deadlines;
-/// `Instant`'s arithmetic (seconds and nanoseconds, normalised at each step) cost several times
-/// as much, on the path of every message of a server whose connections have timeouts.
+/// The timers' clock: `CLOCK_MONOTONIC` (the clock of [`Instant`], and of the alarm's timerfd) in
+/// nanoseconds since boot, as a plain `u64`, which the alarm takes as it is.
 #[derive(Debug, Clone, Copy)]
 struct Clock {
     /// An instant, and the clock's reading at (just after) it: what converts one to the other.
@@ -187,6 +176,10 @@ fn saturating_nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// Sets the driver's alarm to ring at a time on the timers' clock (the driver's
+/// `Reactor::set_alarm`).
+pub(crate) type SetAlarm = Arc<dyn Fn(u64) + Send + Sync>;
+
 /// A runtime's timers, as the driver and every sleep see them: shared, behind a lock.
 #[derive(Clone)]
 pub(crate) struct Handle {
@@ -198,12 +191,8 @@ pub(crate) struct Handle {
 struct Shared {
     /// The deadlines.
     timers: Mutex<Timers>,
-    /// Wakes a thread parked in the driver (see the module docs).
-    unpark: Waker,
-    /// Whether a thread may be blocked in the driver until `Timers::parked_until`. Set under
-    /// the lock before the wait, cleared without it after: a sleep registered in between sees
-    /// it and wakes the thread; one that sees it stale costs a spurious wake, no more.
-    parked: AtomicBool,
+    /// Sets the driver's alarm (see the module docs).
+    set_alarm: SetAlarm,
     /// The last reading of the clock with which the timers fired their entries, `u64::MAX` once
     /// they are cleared.
     ///
@@ -221,13 +210,12 @@ thread_local! {
 }
 
 impl Handle {
-    /// Empty timers that wake a parked driver with `unpark`.
-    pub(crate) fn new(unpark: Waker) -> Handle {
+    /// Empty timers that set the driver's alarm with `set_alarm`.
+    pub(crate) fn new(set_alarm: SetAlarm) -> Handle {
         Handle {
             shared: Arc::new(Shared {
                 timers: Mutex::new(Timers::default()),
-                unpark,
-                parked: AtomicBool::new(false),
+                set_alarm,
                 fired_to: AtomicU64::new(0),
                 clock: Clock::new(),
             }),
@@ -277,96 +265,33 @@ impl Handle {
         drop(removed);
     }
 
-    /// Registers a sleep; returns its id. Wakes the parked driver if it waits for longer.
+    /// Registers a sleep; returns its id. Sets the alarm earlier if it must ring for this one.
     fn insert(&self, deadline: u64, waker: &Waker) -> u64 {
         let mut timers = self.lock();
         let id = timers.insert(deadline, waker);
-        let earlier = self.shared.parked.load(Ordering::Acquire)
-            && timers.parked_until.map_or(true, |until| deadline < until);
-        drop(timers);
-        if earlier {
-            self.shared.unpark.wake_by_ref();
+        if deadline < timers.armed {
+            // Under the lock: two registrations racing must leave the alarm at the earlier.
+            timers.armed = deadline;
+            (self.shared.set_alarm)(deadline);
         }
         id
     }
 
-    /// Fires the entries due at `now` into `wakers`, raising `fired_to` first; returns the
-    /// next deadline. The caller holds the lock (`timers`), under which alone `fired_to`
-    /// changes, so a plain load and store keep it growing.
-    #[inline]
-    fn fire(&self, timers: &mut Timers, now: u64, wakers: &mut Vec<Waker>) -> Option<u64> {
+    /// The alarm rang: moves the wakers of every timer now due into `wakers`, and sets the
+    /// alarm for the next deadline. `fired_to` is raised first, under the lock (the only place
+    /// it changes but `clear`), so a plain load and store keep it growing.
+    pub(crate) fn ring(&self, wakers: &mut Vec<Waker>) {
+        let mut timers = self.lock();
+        let now = Clock::now();
         let fired_to = &self.shared.fired_to;
         if now > fired_to.load(Ordering::Relaxed) {
             fired_to.store(now, Ordering::Release);
         }
-        timers.fire(now, wakers)
-    }
-
-    /// Called by a thread about to wait in the driver for at most `limit` (`None`: no limit):
-    /// moves the wakers of every due timer into `wakers`, and returns how long the wait may last
-    /// (until the next deadline; not at all if a timer fired). If the wait may block, the thread
-    /// counts as parked until [`Handle::after_park`]: a sleep registered meanwhile with an
-    /// earlier deadline wakes it.
-    #[inline]
-    pub(crate) fn before_park(
-        &self,
-        wakers: &mut Vec<Waker>,
-        limit: Option<Duration>,
-    ) -> Option<Duration> {
-        let mut timers = self.lock();
-        // Most parks of a busy server without timeouts find no timer at all: then not even the
-        // clock is read.
-        let (timeout, now) = if timers.entries.is_empty() {
-            (limit, None)
-        } else {
-            let now = Clock::now();
-            let next = self.fire(&mut timers, now, wakers);
-            if !wakers.is_empty() {
-                // Fired tasks are runnable now: do not block.
-                return Some(Duration::ZERO);
-            }
-            match (next, limit) {
-                // Until the next deadline, which is also when an earlier sleep must wake us.
-                (Some(next), None) => {
-                    timers.parked_until = Some(next);
-                    self.shared.parked.store(true, Ordering::Release);
-                    return Some(Duration::from_nanos(next - now));
-                }
-                (Some(next), Some(limit)) => {
-                    (Some(limit.min(Duration::from_nanos(next - now))), Some(now))
-                }
-                (None, limit) => (limit, Some(now)),
-            }
-        };
-        if !timeout.is_some_and(|t| t.is_zero()) {
-            // A wait that may block: from now on an earlier sleep must wake it.
-            timers.parked_until = timeout.map(|t| {
-                now.unwrap_or_else(Clock::now)
-                    .saturating_add(saturating_nanos(t))
-            });
-            self.shared.parked.store(true, Ordering::Release);
+        let next = timers.fire(now, wakers);
+        timers.armed = next.unwrap_or(u64::MAX);
+        if let Some(next) = next {
+            (self.shared.set_alarm)(next);
         }
-        timeout
-    }
-
-    /// Moves the wakers of every due timer into `wakers`, for a thread that is not about to wait.
-    pub(crate) fn fire_due(&self, wakers: &mut Vec<Waker>) {
-        let mut timers = self.lock();
-        if !timers.entries.is_empty() {
-            self.fire(&mut timers, Clock::now(), wakers);
-        }
-    }
-
-    /// The thread that [`before_park`](Self::before_park) said may block is running again.
-    #[inline]
-    pub(crate) fn after_park(&self) {
-        self.shared.parked.store(false, Ordering::Release);
-    }
-
-    /// Whether a thread counts as parked (between `before_park` and `after_park`).
-    #[cfg(test)]
-    pub(crate) fn is_parked(&self) -> bool {
-        self.shared.parked.load(Ordering::Acquire)
     }
 
     /// Forgets every entry: the runtime is shutting down. The wakers are dropped after the lock
