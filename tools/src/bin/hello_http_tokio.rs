@@ -129,7 +129,12 @@ async fn main() -> io::Result<()> {
             Err(Ok((stream, _peer))) => {
                 // At the limit, close the connection that has made the least progress. Its
                 // task must run to close it: let it, before accepting more.
-                let evicted = registry.evict_if_full(config.max_connections);
+                let room = registry.make_room(config.max_connections);
+                if room == Room::Full {
+                    drop(stream);
+                    tokio::task::yield_now().await;
+                    continue;
+                }
                 let (conn, evict) = registry.admit(stream);
                 let (config, stopping) = (config.clone(), stopping.clone());
                 connections.spawn(async move {
@@ -137,7 +142,7 @@ async fn main() -> io::Result<()> {
                 });
                 // Forget the connections that have ended since the last accept.
                 while connections.try_join_next().is_some() {}
-                if evicted {
+                if room == Room::Evicted {
                     tokio::task::yield_now().await;
                 }
             }
@@ -258,10 +263,8 @@ struct Tracked {
 #[derive(Debug, Default)]
 struct Progress(AtomicU64);
 
-/// Sending a request's first bytes (the rest of its head has yet to come).
-const IN_HEAD: u64 = 1 << 62;
-/// Neither idle nor in a head: busy with a request, or just accepted.
-const BUSY: u64 = 2 << 62;
+/// Receiving a request (its head, or the body we skip), or accepted and waiting for its first.
+const IN_REQUEST: u64 = 1 << 62;
 /// The phase bits of a [`Progress`].
 const PHASE: u64 = 3 << 62;
 // Idle between two requests is phase 0, so that the idle connections sort first.
@@ -275,7 +278,8 @@ impl Registry {
     /// Registers a new connection; returns it, and the receiver that says it must close.
     fn admit(self: &Arc<Self>, stream: TcpStream) -> (Conn, oneshot::Receiver<()>) {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        let progress = Arc::new(Progress(AtomicU64::new(BUSY)));
+        let now = self.clock.fetch_add(1, Ordering::Relaxed);
+        let progress = Arc::new(Progress(AtomicU64::new(IN_REQUEST | (now & !PHASE))));
         let (evict, evicted) = oneshot::channel();
         let tracked = Tracked {
             progress: progress.clone(),
@@ -291,25 +295,38 @@ impl Registry {
         (conn, evicted)
     }
 
-    /// With `max` connections or more open, tells the one that has made the least progress to
-    /// close: the longest idle, or else the request head arriving the longest (the others are
-    /// busy). Returns whether it told one.
-    fn evict_if_full(&self, max: usize) -> bool {
+    /// Makes room for one more connection under `max`: with `max` or more open, tells the one
+    /// that has made the least progress to close (the longest idle, or else the request
+    /// arriving the longest). `Full` if every open connection is already closing.
+    fn make_room(&self, max: usize) -> Room {
         let mut open = self.lock();
         if open.len() < max {
-            return false;
+            return Room::Free;
         }
         let victim = open
             .values_mut()
             .filter(|tracked| tracked.evict.is_some())
-            .map(|tracked| (tracked.progress.0.load(Ordering::Relaxed), tracked))
-            .filter(|(progress, _)| progress & PHASE != BUSY)
-            .min_by_key(|(progress, _)| *progress);
-        match victim.and_then(|(_, tracked)| tracked.evict.take()) {
-            Some(evict) => evict.send(()).is_ok(),
-            None => false,
+            .min_by_key(|tracked| tracked.progress.0.load(Ordering::Relaxed));
+        match victim.and_then(|tracked| tracked.evict.take()) {
+            // A closed receiver: that task is ending anyway.
+            Some(evict) => {
+                let _ = evict.send(());
+                Room::Evicted
+            }
+            None => Room::Full,
         }
     }
+}
+
+/// What [`Registry::make_room`] did.
+#[derive(Debug, PartialEq)]
+enum Room {
+    /// There was room.
+    Free,
+    /// A connection was told to close to make room.
+    Evicted,
+    /// Every connection is closing already: there is no room.
+    Full,
 }
 
 /// An open connection: its stream, and its place in the registry.
@@ -325,7 +342,7 @@ struct Conn {
 }
 
 impl Conn {
-    /// Records that the connection has entered `phase` (0 for idle, [`IN_HEAD`], [`BUSY`]).
+    /// Records that the connection has entered `phase` (0 for idle, or [`IN_REQUEST`]).
     fn enter(&self, phase: u64) {
         let now = self.registry.clock.fetch_add(1, Ordering::Relaxed);
         self.progress
@@ -359,13 +376,17 @@ async fn serve(
                            // Completes when the server starts shutting down (the channel is never sent on, so `recv`
                            // returns only once it is closed). Made once and kept: each `recv()` would register anew.
     let mut stop = pin!(stopping.recv());
-    // The deadline of the request head being received, armed at its first byte.
-    let mut head_deadline = pin!(sleep(config.head));
-    let mut in_head = false;
+    // The deadline of the request being received (its head, then the body we skip), armed at
+    // its first byte.
+    let mut deadline = pin!(sleep(config.head));
+    let mut in_request = false;
+    // Until its first answer, a connection ranks as a request arriving since it was accepted
+    // (the registry's view), not as an idle one.
+    let mut answered = false;
 
     loop {
         let between_requests = buf.is_empty() && body_left == 0;
-        if between_requests {
+        if between_requests && answered {
             conn.enter(0);
         }
         let read = timeout(config.idle, conn.stream.read(&mut chunk));
@@ -386,16 +407,17 @@ async fn serve(
                 Some(read) => read,
                 None => return Ok(()),
             }
-        } else if in_head {
-            // In a request head: it must arrive whole by its deadline, and a new connection
-            // may take the place of one that is this slow.
+        } else {
+            // In a request: it must arrive whole by its deadline (even while shutting down),
+            // and a new connection may take the place of one that is this slow.
+            let in_head = !buf.is_empty();
             let late = async {
-                head_deadline.as_mut().await;
-                Some(REQUEST_TIMEOUT)
+                deadline.as_mut().await;
+                true
             };
             let evict = async {
                 let _ = (&mut evicted).await;
-                None
+                false
             };
             match or(async { Ok(read.await) }, async {
                 Err(or(late, evict).await)
@@ -403,12 +425,12 @@ async fn serve(
             .await
             {
                 Ok(read) => read,
-                Err(Some(answer)) => return close_with(conn, answer, &mut chunk, config).await,
-                Err(None) => return Ok(()),
+                // Too slow: a head gets its 408 (a skipped body's request was answered).
+                Err(true) if in_head => {
+                    return close_with(conn, REQUEST_TIMEOUT, &mut chunk, config).await
+                }
+                Err(_) => return Ok(()),
             }
-        } else {
-            // In a request body we skip: finish it, even while shutting down.
-            read.await
         };
         let n = match read {
             Ok(read) => read?,
@@ -443,18 +465,19 @@ async fn serve(
                     let here = body.min(buf.len() - start - head);
                     start += head + here;
                     body_left = body - here;
-                    in_head = false;
+                    // That request is whole; its body (if any is left) starts a new deadline.
+                    in_request = false;
                 }
             }
         }
         buf.drain(..start);
-        // The first bytes of a new request head: its deadline starts now.
-        if !buf.is_empty() && !in_head && !close {
-            in_head = true;
-            head_deadline
+        // The first bytes of a request head, or a body still to skip: its deadline starts now.
+        if (!buf.is_empty() || body_left > 0) && !in_request && !close {
+            in_request = true;
+            deadline
                 .as_mut()
                 .reset(tokio::time::Instant::now() + config.head);
-            conn.enter(IN_HEAD);
+            conn.enter(IN_REQUEST);
         }
         // Shutting down: the last answer of this batch says so, and the connection closes.
         if stopping.is_closed() && !close && !out.is_empty() {
@@ -467,6 +490,7 @@ async fn serve(
             Ok(written) => written?,
             Err(_elapsed) => return Ok(()),
         }
+        answered |= !out.is_empty();
         out.clear();
         if close {
             return linger(conn, &mut chunk, config.idle).await;
