@@ -249,15 +249,17 @@ async fn write_lines(writer: WriteHalf<'_>, outbox: &Outbox, at_line_start: &mut
         *at_line_start = false;
         let mut written = 0;
         while written < line.len() {
-            // `poll_write` rather than `write_all`, to see each time the socket is full: while
-            // it is, the client is taking nothing (see `Outbox::push`).
-            let wrote = poll_fn(|cx| {
-                let wrote = writer.poll_write(cx, &line[written..]);
-                outbox.set_socket_full(wrote.is_pending());
-                wrote
-            });
-            match wrote.await {
-                Ok(n) => written += n,
+            // `poll_write` rather than `write_all`, to see when the socket is full: a write
+            // the kernel takes only part of says so (a `Pending` alone may be the runtime's
+            // budget asking the task to yield). While it is full the client takes nothing
+            // (see `Outbox::push`); a write taken whole says it has room again.
+            let wanted = line.len() - written;
+            match poll_fn(|cx| writer.poll_write(cx, &line[written..])).await {
+                Ok(0) => return End::Failed(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    outbox.set_socket_full(n < wanted);
+                    written += n;
+                }
                 Err(err) => return End::Failed(err),
             }
         }
@@ -339,7 +341,8 @@ impl Room {
 struct Outbox {
     /// The queue and its waker.
     state: Mutex<OutboxState>,
-    /// Whether the client's last write found its socket full (set and cleared by its writer).
+    /// Whether the client's last write was taken only in part: its socket is full (set and
+    /// cleared by its writer).
     socket_full: AtomicBool,
 }
 
@@ -387,7 +390,7 @@ impl Outbox {
         state.waker.take()
     }
 
-    /// Records whether the client's socket was just found full.
+    /// Records whether the client's last write found its socket full.
     fn set_socket_full(&self, full: bool) {
         self.socket_full.store(full, Ordering::Relaxed);
     }

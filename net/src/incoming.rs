@@ -69,6 +69,18 @@ struct Episode {
     pause: Duration,
 }
 
+impl Episode {
+    /// Writes the episode's last line.
+    fn report_end(&self) {
+        let lasted = self.working_since.unwrap_or_else(Instant::now) - self.since;
+        eprintln!(
+            "accept: working again after {} failed attempt(s) in {:.1} s",
+            self.failures,
+            lasted.as_secs_f64()
+        );
+    }
+}
+
 /// A listener that [`Incoming`] can accept from (sealed: ripple's own listeners).
 pub trait Accept: sealed::Sealed {
     /// The accepted connection.
@@ -124,17 +136,23 @@ impl<'a, L: Accept> Incoming<'a, L> {
                         episode.pause = FIRST_PAUSE;
                         let working_since = *episode.working_since.get_or_insert_with(Instant::now);
                         if working_since.elapsed() >= QUIET {
-                            eprintln!(
-                                "accept: working again after {} failed attempt(s) in {:.1} s",
-                                episode.failures,
-                                episode.since.elapsed().as_secs_f64()
-                            );
+                            episode.report_end();
                             self.episode = None;
                         }
                     }
                     return Ok(accepted);
                 }
                 Err(err) if is_lack_of_resources(&err) => {
+                    // Working for a while since the last episode: that one is over.
+                    let over = self.episode.as_ref().is_some_and(|e| {
+                        e.working_since
+                            .is_some_and(|since| since.elapsed() >= QUIET)
+                    });
+                    if over {
+                        if let Some(episode) = self.episode.take() {
+                            episode.report_end();
+                        }
+                    }
                     let episode = self.episode.get_or_insert_with(|| {
                         eprintln!(
                             "accept: {err}; retrying with pauses of up to {} s until \

@@ -62,10 +62,11 @@ pub(crate) struct Timers {
     entries: BTreeMap<(u64, u64), Waker>,
     /// The id for the next registration.
     next_id: u64,
-    /// The earliest deadline of `entries` (`u64::MAX` if there is none).
-    earliest: u64,
-    /// When the alarm is set to ring (`u64::MAX`: not set). Invariant: at or before `earliest`.
+    /// When the alarm is set to ring (`u64::MAX`: not set). Invariant: at or before the
+    /// earliest deadline of `entries`.
     armed: u64,
+    /// The runtime has shut down (`Handle::clear`): nothing registers any more.
+    closed: bool,
 }
 
 impl Default for Timers {
@@ -73,8 +74,8 @@ impl Default for Timers {
         Timers {
             entries: BTreeMap::new(),
             next_id: 0,
-            earliest: u64::MAX,
             armed: u64::MAX,
+            closed: false,
         }
     }
 }
@@ -84,8 +85,9 @@ impl Timers {
     fn insert(&mut self, deadline: u64, waker: &Waker) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
-        self.entries.insert((deadline, id), waker.clone());
-        self.earliest = self.earliest.min(deadline);
+        if !self.closed {
+            self.entries.insert((deadline, id), waker.clone());
+        }
         id
     }
 
@@ -103,26 +105,17 @@ impl Timers {
     /// Forgets an entry (a dropped or completed sleep); returns its waker, for the caller to drop
     /// once the lock is released (dropping a waker can drop a task, which runs user code).
     fn remove(&mut self, deadline: u64, id: u64) -> Option<Waker> {
-        let removed = self.entries.remove(&(deadline, id));
-        if deadline == self.earliest {
-            self.earliest = self
-                .entries
-                .first_key_value()
-                .map_or(u64::MAX, |(k, _)| k.0);
-        }
-        removed
+        self.entries.remove(&(deadline, id))
     }
 
     /// Moves the wakers of every timer due at `now` into `wakers`; returns the next deadline.
     fn fire(&mut self, now: u64, wakers: &mut Vec<Waker>) -> Option<u64> {
         while let Some(entry) = self.entries.first_entry() {
             if entry.key().0 > now {
-                self.earliest = entry.key().0;
-                return Some(self.earliest);
+                return Some(entry.key().0);
             }
             wakers.push(entry.remove());
         }
-        self.earliest = u64::MAX;
         None
     }
 }
@@ -138,9 +131,21 @@ struct Clock {
 impl Clock {
     /// A clock whose conversions start from now.
     fn new() -> Clock {
-        let instant = Instant::now();
+        // The instant, read between two readings of the clock that are close together: a
+        // thread preempted in between would make every deadline of the runtime late by that
+        // much. The later reading is kept, so a converted deadline is never early.
+        let mut base = None;
+        for _ in 0..10 {
+            let before = Clock::now();
+            let instant = Instant::now();
+            let after = Clock::now();
+            base = Some((instant, after));
+            if after - before < 1_000 {
+                break;
+            }
+        }
         Clock {
-            base: (instant, Clock::now()),
+            base: base.expect("the loop runs at least once"),
         }
     }
 
@@ -159,8 +164,8 @@ impl Clock {
             .wrapping_add(ts.tv_nsec as u64)
     }
 
-    /// `instant` on this clock. Read just after `base.0`, `base.1` is a few nanoseconds late,
-    /// so a deadline converted here is never early.
+    /// `instant` on this clock. Read just after `base.0`, `base.1` is at most about a
+    /// microsecond late, so a deadline converted here is never early.
     fn nanos(&self, instant: Instant) -> u64 {
         let (base, reading) = self.base;
         let offset = match instant.checked_duration_since(base) {
@@ -269,7 +274,7 @@ impl Handle {
     fn insert(&self, deadline: u64, waker: &Waker) -> u64 {
         let mut timers = self.lock();
         let id = timers.insert(deadline, waker);
-        if deadline < timers.armed {
+        if deadline < timers.armed && !timers.closed {
             // Under the lock: two registrations racing must leave the alarm at the earlier.
             timers.armed = deadline;
             (self.shared.set_alarm)(deadline);
@@ -301,7 +306,9 @@ impl Handle {
             let mut timers = self.lock();
             // Every sleep's next poll takes the slow path, and finds its entry gone.
             self.shared.fired_to.store(u64::MAX, Ordering::Release);
-            timers.earliest = u64::MAX;
+            // A sleep polled on a worker that outlives the shutdown must not register: its
+            // waker would keep its task, and so the runtime, alive.
+            timers.closed = true;
             std::mem::take(&mut timers.entries)
         };
         drop(entries);
