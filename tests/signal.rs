@@ -123,6 +123,12 @@ fn uncatchable_or_unknown_signals_are_errors() -> io::Result<()> {
     Ok(())
 }
 
+/// The signal of the racing test: a real-time one, which nothing outside the test sends (a
+/// terminal resize would send SIGWINCH).
+fn racing_signal() -> i32 {
+    libc::SIGRTMIN() + 3
+}
+
 /// Listeners on three runtimes (two current-thread runtimes on threads of their own, and both
 /// workers of a multi-thread one), each in its own task, racing to empty the self-pipe they
 /// share: for each of 200 deliveries every one must wake. A listener that empties the pipe before
@@ -139,7 +145,7 @@ fn listeners_racing_on_three_runtimes_each_wake_for_every_delivery() -> io::Resu
         let stopped = stopped.clone();
         let (ready, is_ready) = std::sync::mpsc::channel();
         let task = async move {
-            let mut winches = signal(SignalKind::from_raw(libc::SIGWINCH))?;
+            let mut winches = signal(SignalKind::from_raw(racing_signal()))?;
             ready.send(()).expect("the test waits");
             // Until the test closes `stop`.
             let stopping = || async {
@@ -169,7 +175,7 @@ fn listeners_racing_on_three_runtimes_each_wake_for_every_delivery() -> io::Resu
         is_ready.recv().expect("the listener started");
     }
     for delivery in 0..200 {
-        raise(libc::SIGWINCH);
+        raise(racing_signal());
         // Every listener reports this delivery (the next is raised only once all have, so no
         // two deliveries merge).
         let mut seen = [false; LISTENERS];
