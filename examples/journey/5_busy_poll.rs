@@ -25,7 +25,7 @@
 
 use std::io;
 use std::net::{TcpListener, TcpStream};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 mod common;
 
@@ -46,13 +46,14 @@ fn main() -> io::Result<()> {
     let mut buf = [0; 4096];
     // When `accept` last ran out of descriptors, the time to try it again.
     let mut resume_accept = Instant::now();
+    let mut backoff = common::Backoff::default();
     loop {
         if Instant::now() >= resume_accept {
-            if let Err(err) = accept_all(&listener, &mut connections) {
+            match accept_all(&listener, &mut connections) {
+                Ok(()) => backoff.accepted(),
                 // Out of descriptors or memory: the clients wait in the backlog. Sleeping here
-                // would stall every connection too, so we only stop accepting for 10 ms.
-                eprintln!("accept failed: {err}; pausing accept for 10 ms");
-                resume_accept = Instant::now() + Duration::from_millis(10);
+                // would stall every connection too, so we only stop accepting for a while.
+                Err(err) => resume_accept = Instant::now() + backoff.failed(&err),
             }
         }
         // One lap: give every connection a try, and forget those that closed or failed (a

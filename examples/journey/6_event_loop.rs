@@ -35,7 +35,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{TcpListener, TcpStream};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use polling::{Event, Events, PollMode, Poller};
 
@@ -77,6 +77,7 @@ fn main() -> io::Result<()> {
     let mut next_key = LISTENER + 1;
     // While accepting is paused (see below), the time to resume it.
     let mut resume_accept: Option<Instant> = None;
+    let mut backoff = common::Backoff::default();
     loop {
         // Sleep until a socket is ready (this is where step 5 burned its CPU), or until it is
         // time to accept again.
@@ -93,13 +94,20 @@ fn main() -> io::Result<()> {
         }
         for event in events.iter() {
             if event.key == LISTENER {
-                if let Err(err) = accept_all(&listener, &poller, &mut connections, &mut next_key) {
+                match accept_all(&listener, &poller, &mut connections, &mut next_key) {
+                    Ok(()) => backoff.accepted(),
                     // Out of descriptors or memory: the clients wait in the backlog. Sleeping
                     // would stall every connection, and the still-readable listener would wake
-                    // us again at once, so we stop watching it for 10 ms.
-                    eprintln!("accept failed: {err}; pausing accept for 10 ms");
-                    poller.modify_with_mode(&listener, Event::none(LISTENER), PollMode::Level)?;
-                    resume_accept = Some(Instant::now() + Duration::from_millis(10));
+                    // us again at once, so we stop watching it for a while.
+                    Err(err) => {
+                        let pause = backoff.failed(&err);
+                        poller.modify_with_mode(
+                            &listener,
+                            Event::none(LISTENER),
+                            PollMode::Level,
+                        )?;
+                        resume_accept = Some(Instant::now() + pause);
+                    }
                 }
                 continue;
             }

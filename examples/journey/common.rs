@@ -16,8 +16,10 @@
 //!
 //! The rest is set-up every step needs: [`addr_from_args`] and [`bind`] make the listener,
 //! [`announce`] prints the line a harness waits for, and [`accept_blocking`] (steps 1 to 4 and
-//! 7) and [`is_out_of_resources`] (steps 5 and 6) deal with an `accept` that fails, say for want
-//! of file descriptors.
+//! 7) and [`Backoff`] with [`is_out_of_resources`] (steps 5 and 6) deal with an `accept` that
+//! fails for want of file descriptors: pauses growing from 1 ms to 1 s, and one log line when
+//! that starts and one when it ends, never a line per attempt (ripple's
+//! `TcpListener::incoming` does the same for step 8).
 //!
 //! Step 8 does without this module: ripple's `TcpListener` and an `async fn` do all of it.
 
@@ -29,7 +31,7 @@
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use socket2::{Domain, Socket, Type};
 
@@ -70,17 +72,76 @@ pub fn is_out_of_resources(err: &io::Error) -> bool {
     )
 }
 
+/// A run of `accept`s that fail for want of descriptors or memory: how long to pause before the
+/// next attempt (1 ms, doubling up to 1 s), and one log line when the run starts and one when
+/// it ends (once accepting has kept working for a second), however long it lasts.
+#[derive(Debug, Default)]
+pub struct Backoff {
+    /// The run under way: when it started, its failed attempts, the next pause, and since when
+    /// `accept` has worked again (if it has).
+    episode: Option<(Instant, u64, Duration, Option<Instant>)>,
+}
+
+impl Backoff {
+    /// An `accept` failed with `err`, for want of resources: returns how long to pause.
+    pub fn failed(&mut self, err: &io::Error) -> Duration {
+        if let Some((_, _, _, Some(working))) = self.episode {
+            if working.elapsed() >= Duration::from_secs(1) {
+                self.end();
+            }
+        }
+        let (_, failures, pause, working) = self.episode.get_or_insert_with(|| {
+            eprintln!("accept: {err}; retrying with pauses of up to 1 s until connections close");
+            (Instant::now(), 0, Duration::from_millis(1), None)
+        });
+        *failures += 1;
+        *working = None;
+        let now = *pause;
+        *pause = (now * 2).min(Duration::from_secs(1));
+        now
+    }
+
+    /// An `accept` worked (or found no client waiting, which is not a failure either).
+    pub fn accepted(&mut self) {
+        if let Some((_, _, pause, working)) = &mut self.episode {
+            *pause = Duration::from_millis(1);
+            if working.get_or_insert_with(Instant::now).elapsed() >= Duration::from_secs(1) {
+                self.end();
+            }
+        }
+    }
+
+    /// Writes the run's last line, and forgets it.
+    fn end(&mut self) {
+        if let Some((since, failures, _, working)) = self.episode.take() {
+            let lasted = working.unwrap_or_else(Instant::now) - since;
+            eprintln!(
+                "accept: working again after {failures} failed attempt(s) in {:.1} s",
+                lasted.as_secs_f64()
+            );
+        }
+    }
+}
+
+thread_local! {
+    /// The [`Backoff`] of the thread that calls [`accept_blocking`].
+    static BACKOFF: std::cell::RefCell<Backoff> = std::cell::RefCell::new(Backoff::default());
+}
+
 /// Waits in `accept` for the next client, on a thread that does nothing else (steps 1 to 4, and
-/// step 7's Acceptor). Out of descriptors or memory, it logs and sleeps rather than spin; any
-/// other failure concerns only one connection, which it skips. Steps 5 and 6 must not sleep,
-/// which would stall every connection: they stop accepting for a while instead.
+/// step 7's Acceptor). Out of descriptors or memory, it sleeps (see [`Backoff`]) rather than
+/// spin; any other failure concerns only one connection, which it skips. Steps 5 and 6 must not
+/// sleep, which would stall every connection: they stop accepting for a while instead.
 pub fn accept_blocking(listener: &TcpListener) -> TcpStream {
     loop {
         match listener.accept() {
-            Ok((stream, _peer)) => return stream,
+            Ok((stream, _peer)) => {
+                BACKOFF.with(|backoff| backoff.borrow_mut().accepted());
+                return stream;
+            }
             Err(err) if is_out_of_resources(&err) => {
-                eprintln!("accept failed: {err}; retrying in 10 ms");
-                thread::sleep(Duration::from_millis(10));
+                let pause = BACKOFF.with(|backoff| backoff.borrow_mut().failed(&err));
+                thread::sleep(pause);
             }
             Err(_) => {}
         }
