@@ -1,19 +1,4 @@
 //! `Incoming`: an accept loop that rides out running out of file descriptors.
-//!
-//! When the process (`EMFILE`) or the system (`ENFILE`) has no file descriptor left, or the
-//! kernel no memory for a socket (`ENOBUFS`, `ENOMEM`), `accept` fails, and the connection stays
-//! in the listener's backlog. Retrying at once fails again at once: a loop that does so spins a
-//! core, and one that logs each failure writes thousands of lines a second. Nor is it a reason to
-//! stop serving: the condition ends when some connections close.
-//!
-//! So [`Incoming::accept`] backs off: it sleeps 1 ms, then 2, 4, ... up to 1 s between attempts,
-//! and goes back to accepting at full speed after the first success. It writes one line to
-//! standard error when such an episode starts and one when it ends, with the number of failed
-//! attempts, however long it lasts. An episode is over once `accept` has kept working for a
-//! second (the line is written at the first success after that second): a server at its limit
-//! flaps (one connection closes, one is accepted, the next accept fails again), and that is one
-//! episode, not one per flap. Errors of a single connection (reset or aborted before it
-//! was accepted) are skipped by the listener itself; any other error is returned.
 
 use std::future::poll_fn;
 use std::io;
@@ -32,7 +17,22 @@ const LONGEST_PAUSE: Duration = Duration::from_secs(1);
 const QUIET: Duration = Duration::from_secs(1);
 
 /// The connections of a listener, from [`TcpListener::incoming`](crate::TcpListener::incoming)
-/// or [`UnixListener::incoming`](crate::UnixListener::incoming). See the [module docs](self).
+/// or [`UnixListener::incoming`](crate::UnixListener::incoming).
+///
+/// When the process (`EMFILE`) or the system (`ENFILE`) has no file descriptor left, or the
+/// kernel no memory for a socket (`ENOBUFS`, `ENOMEM`), `accept` fails, and the connection stays
+/// in the listener's backlog. Retrying at once fails again at once: a loop that does so spins a
+/// core, and one that logs each failure writes thousands of lines a second. Nor is it a reason to
+/// stop serving: the condition ends when some connections close.
+///
+/// So [`Incoming::accept`] backs off: it sleeps 1 ms, then 2, 4, ... up to 1 s between attempts,
+/// and goes back to accepting at full speed after the first success. It writes one line to
+/// standard error when such an episode starts and one when it ends, with the number of failed
+/// attempts, however long it lasts. An episode is over once `accept` has kept working for a
+/// second (the line is written at the first success after that second): a server at its limit
+/// flaps (one connection closes, one is accepted, the next accept fails again), and that is one
+/// episode, not one per flap. Errors of a single connection (reset or aborted before it
+/// was accepted) are skipped by the listener itself; any other error is returned.
 ///
 /// ```no_run
 /// # ripple_runtime::block_on(async {
@@ -125,7 +125,7 @@ impl<'a, L: Accept> Incoming<'a, L> {
     }
 
     /// The next connection, with its peer's address. While there are no resources for it, waits
-    /// with growing pauses (see the [module docs](self)) instead of failing. Returns the errors
+    /// with growing pauses (see [`Incoming`]) instead of failing. Returns the errors
     /// that are neither a single connection's nor a lack of resources (the listener is broken).
     pub async fn accept(&mut self) -> io::Result<(L::Stream, L::Addr)> {
         loop {

@@ -1,37 +1,4 @@
 //! `Watchdog`: one timeout for every operation of a connection, checked lazily.
-//!
-//! An idle timeout wraps every read (and a write timeout every write) of a connection. With
-//! [`timeout`](super::timeout), each operation that has to wait registers a new sleep with the
-//! runtime's timers and removes it when it completes: on a busy echo server that is two trips
-//! to a locked map per message, and the clock read each time. A watchdog keeps one sleep for the
-//! whole connection instead, and looks at it only every `period`:
-//!
-//! - [`Watchdog::watch`] counts the operation as started and runs it. An operation that
-//!   completes without waiting never touches the timers; one that waits polls the watchdog's
-//!   sleep, which (registered once) answers without a lock or a clock.
-//! - When the sleep fires (every `period`, while operations wait), the watchdog checks: if an
-//!   operation started since the last check, all is well, and the sleep is pushed one `period`
-//!   further; if the same operation was already waiting at the last check, it has waited at
-//!   least `period`, and fails with [`Elapsed`].
-//!
-//! So an operation fails after waiting between one and two periods (on average one and a half),
-//! never sooner: the price of not reading the clock on every operation. nginx's timeouts are
-//! similarly coarse (its clock is read once per event-loop turn).
-//!
-//! ```
-//! use std::time::Duration;
-//! use ripple_runtime::time::{sleep, Watchdog};
-//!
-//! ripple_runtime::block_on(async {
-//!     let mut idle = Watchdog::new(Duration::from_millis(20));
-//!     // Quick operations pass...
-//!     for _ in 0..3 {
-//!         assert!(idle.watch(sleep(Duration::from_millis(5))).await.is_ok());
-//!     }
-//!     // ...one that waits too long does not.
-//!     assert!(idle.watch(sleep(Duration::from_secs(60))).await.is_err());
-//! });
-//! ```
 
 use std::future::Future;
 use std::pin::Pin;
@@ -45,7 +12,40 @@ use super::timeout::Elapsed;
 use super::{sleep_until, Sleep};
 
 /// A timeout shared by a sequence of operations (the reads of a connection, say): each must
-/// complete within one to two `period`s of starting. See the [module docs](self).
+/// complete within one to two `period`s of starting.
+///
+/// An idle timeout wraps every read (and a write timeout every write) of a connection. With
+/// [`timeout`](super::timeout), each operation that has to wait registers a new sleep with the
+/// runtime's timers and removes it when it completes: on a busy echo server that is two trips
+/// to a locked map per message, and the clock read each time. A watchdog keeps one sleep for the
+/// whole connection instead, and looks at it only every `period`:
+///
+/// - [`Watchdog::watch`] counts the operation as started and runs it. An operation that
+///   completes without waiting never touches the timers; one that waits polls the watchdog's
+///   sleep, which (registered once) answers without a lock or a clock.
+/// - When the sleep fires (every `period`, while operations wait), the watchdog checks: if an
+///   operation started since the last check, all is well, and the sleep is pushed one `period`
+///   further; if the same operation was already waiting at the last check, it has waited at
+///   least `period`, and fails with [`Elapsed`].
+///
+/// So an operation fails after waiting between one and two periods (on average one and a half),
+/// never sooner: the price of not reading the clock on every operation. nginx's timeouts are
+/// similarly coarse (its clock is read once per event-loop turn).
+///
+/// ```
+/// use std::time::Duration;
+/// use ripple_runtime::time::{sleep, Watchdog};
+///
+/// ripple_runtime::block_on(async {
+///     let mut idle = Watchdog::new(Duration::from_millis(20));
+///     // Quick operations pass...
+///     for _ in 0..3 {
+///         assert!(idle.watch(sleep(Duration::from_millis(5))).await.is_ok());
+///     }
+///     // ...one that waits too long does not.
+///     assert!(idle.watch(sleep(Duration::from_secs(60))).await.is_err());
+/// });
+/// ```
 #[derive(Debug)]
 pub struct Watchdog {
     /// How long an operation may wait, at least.
