@@ -1,42 +1,23 @@
 //! The `tiny_runtime` example (guide chapter 8a), run as a process: it echoes every client's
 //! bytes, serves several clients at once on its one thread, and keeps serving after one leaves.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+mod util;
+
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::Duration;
+
+use util::Example;
 
 /// How long a client waits for an echo before the test fails.
 const LIMIT: Duration = Duration::from_secs(10);
 
-/// The running example, killed when the test ends, whether it passed or not.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts the example on a port of the kernel's choice and reads its `listening on ADDR` line.
-fn start() -> io::Result<(Server, SocketAddr)> {
-    let child = Command::new(env!("CARGO"))
-        .args(["run", "--quiet", "--example", "tiny_runtime", "--"])
-        .arg("127.0.0.1:0")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let mut server = Server(child);
-    let stdout = server.0.stdout.take().expect("stdout is piped");
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line)?;
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .and_then(|addr| addr.parse().ok())
-        .ok_or_else(|| io::Error::other(format!("unexpected first line: {line:?}")))?;
+/// Starts the example on a port of the kernel's choice (`util::Example` reads its
+/// `listening on ADDR` line, and kills it when dropped).
+fn start() -> io::Result<(Example, SocketAddr)> {
+    let server = Example::start("tiny_runtime", &[], &[], None)?;
+    let addr = server.addr;
     Ok((server, addr))
 }
 
