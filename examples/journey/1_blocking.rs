@@ -12,11 +12,11 @@
 //!
 //! Where it breaks: while one client is connected, the thread sits in `read` for that client, so
 //! every other client waits in the kernel's accept queue (the listen backlog) until the first one
-//! hangs up. A second `nc` gets connected by the kernel, but nothing it types comes back until
-//! the first `nc` quits. Every later step exists to fix this.
+//! hangs up. A second client gets connected by the kernel, but none of its messages comes back
+//! until the first client leaves. Every later step exists to fix this.
 //!
 //! Run it with `cargo run --release --example journey_blocking [ADDR]` (default
-//! `127.0.0.1:8080`), then talk to it with `nc 127.0.0.1 8080`, or load it with
+//! `127.0.0.1:8080`), then load it with the repository's client,
 //! `cargo run --release --example echo_client -- 127.0.0.1:8080 10 1000 64` (the ten clients are
 //! served one after another).
 

@@ -23,7 +23,7 @@
 //! reaps the children so no zombies pile up.
 //!
 //! Run it with `cargo run --release --example journey_fork [ADDR]` (default `127.0.0.1:8080`),
-//! then talk to it with `nc 127.0.0.1 8080`, or load it with
+//! then load it with the repository's client,
 //! `cargo run --release --example echo_client -- 127.0.0.1:8080 10 1000 64`.
 
 use std::io;

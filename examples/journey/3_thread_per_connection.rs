@@ -18,7 +18,7 @@
 //! one connection and backs off instead of panicking.
 //!
 //! Run it with `cargo run --release --example journey_thread_per_connection [ADDR]` (default
-//! `127.0.0.1:8080`), then talk to it with `nc 127.0.0.1 8080`, or load it with
+//! `127.0.0.1:8080`), then load it with the repository's client,
 //! `cargo run --release --example echo_client -- 127.0.0.1:8080 10 1000 64`.
 
 use std::io;

@@ -15,13 +15,13 @@
 //! Where it saturates: a worker stays with its connection until that client hangs up, blocked
 //! in `read` while the client is idle. Once every worker holds a connection, the next clients
 //! are accepted but wait in the queue, their bytes unanswered, until some connection closes.
-//! With 8 workers, a ninth `nc` gets no echo until one of the first eight quits. Making the
+//! With 8 workers, a ninth client gets no echo until one of the first eight leaves. Making the
 //! pool bigger only moves the wall; a blocked thread is the expensive part (the seed: "스레드
 //! 하나가 블록될 때의 기회비용이 매우 커짐").
 //!
 //! Run it with `cargo run --release --example journey_thread_pool [ADDR [WORKERS]]` (default
 //! `127.0.0.1:8080` and 8 workers; the `JOURNEY_WORKERS` environment variable also sets the
-//! pool size, the argument wins), then talk to it with `nc 127.0.0.1 8080`, or load it with
+//! pool size, the argument wins), then load it with the repository's client,
 //! `cargo run --release --example echo_client -- 127.0.0.1:8080 10 1000 64` (the last two of the
 //! ten clients wait for a free worker).
 

@@ -20,7 +20,7 @@
 //! step asks the kernel which sockets are ready instead of asking every socket.
 //!
 //! Run it with `cargo run --release --example journey_busy_poll [ADDR]` (default
-//! `127.0.0.1:8080`), then talk to it with `nc 127.0.0.1 8080`, or load it with
+//! `127.0.0.1:8080`), then load it with the repository's client,
 //! `cargo run --release --example echo_client -- 127.0.0.1:8080 10 1000 64`.
 
 use std::io;

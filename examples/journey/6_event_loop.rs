@@ -29,7 +29,7 @@
 //! machine as straight-line `async` code.
 //!
 //! Run it with `cargo run --release --example journey_event_loop [ADDR]` (default
-//! `127.0.0.1:8080`), then talk to it with `nc 127.0.0.1 8080`, or load it with
+//! `127.0.0.1:8080`), then load it with the repository's client,
 //! `cargo run --release --example echo_client -- 127.0.0.1:8080 10 1000 64`.
 
 use std::collections::HashMap;

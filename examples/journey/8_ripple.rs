@@ -13,7 +13,7 @@
 //! task that blocks or computes for long stalls everyone else.
 //!
 //! Run it with `cargo run --release --example journey_ripple [ADDR]` (default
-//! `127.0.0.1:8080`), then talk to it with `nc 127.0.0.1 8080`, or load it with
+//! `127.0.0.1:8080`), then load it with the repository's client,
 //! `cargo run --release --example echo_client -- 127.0.0.1:8080 10 1000 64`.
 
 use std::io::{self, Write};
