@@ -13,7 +13,7 @@ use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::task::{Context, Poll};
 
-use ripple_runtime::reactor::{Async, Interest};
+use ripple_runtime::reactor::Async;
 
 /// A UDP socket.
 ///
@@ -77,8 +77,7 @@ impl UdpSocket {
 
     /// The polling form of [`send`](Self::send).
     pub fn poll_send(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.io
-            .poll_io(cx, Interest::Write, |socket| socket.send(buf), |_| false)
+        self.io.poll_write_with(cx, |socket| socket.send(buf))
     }
 
     /// Receives one datagram from the connected peer into `buf`; returns its length (at most
@@ -89,8 +88,7 @@ impl UdpSocket {
 
     /// The polling form of [`recv`](Self::recv).
     pub fn poll_recv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        self.io
-            .poll_io(cx, Interest::Read, |socket| socket.recv(buf), |_| false)
+        self.io.poll_read_with(cx, |socket| socket.recv(buf))
     }
 
     /// Sends one datagram to `target` (the first address it resolves to); returns the bytes
@@ -112,12 +110,8 @@ impl UdpSocket {
         buf: &[u8],
         target: SocketAddr,
     ) -> Poll<io::Result<usize>> {
-        self.io.poll_io(
-            cx,
-            Interest::Write,
-            |socket| socket.send_to(buf, target),
-            |_| false,
-        )
+        self.io
+            .poll_write_with(cx, |socket| socket.send_to(buf, target))
     }
 
     /// Receives one datagram into `buf`; returns its length (truncated to `buf.len()`) and the
@@ -132,26 +126,13 @@ impl UdpSocket {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<(usize, SocketAddr)>> {
-        self.io.poll_io(
-            cx,
-            Interest::Read,
-            |socket| socket.recv_from(buf),
-            |_| false,
-        )
+        self.io.poll_read_with(cx, |socket| socket.recv_from(buf))
     }
 
     /// As [`recv_from`](Self::recv_from), but the datagram stays queued: the next receive gets
     /// it again.
     pub async fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        poll_fn(|cx| {
-            self.io.poll_io(
-                cx,
-                Interest::Read,
-                |socket| socket.peek_from(buf),
-                |_| false,
-            )
-        })
-        .await
+        self.io.read_with(|socket| socket.peek_from(buf)).await
     }
 
     /// The address the socket is bound to.

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use ripple_runtime::reactor::{Async, Interest};
+use ripple_runtime::reactor::Async;
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use crate::split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
@@ -76,10 +76,7 @@ impl UnixListener {
 
     /// The polling form of [`accept`](Self::accept).
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(UnixStream, SocketAddr)>> {
-        let (stream, addr) =
-            ready!(self
-                .io
-                .poll_io(cx, Interest::Read, |listener| listener.accept(), |_| false))?;
+        let (stream, addr) = ready!(self.io.poll_read_with(cx, |listener| listener.accept()))?;
         Poll::Ready(UnixStream::from_std(stream).map(|stream| (stream, addr)))
     }
 
@@ -264,47 +261,23 @@ impl UnixDatagram {
 
     /// Sends one message to the connected peer.
     pub async fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        poll_fn(|cx| {
-            self.io
-                .poll_io(cx, Interest::Write, |socket| socket.send(buf), |_| false)
-        })
-        .await
+        self.io.write_with(|socket| socket.send(buf)).await
     }
 
     /// Receives one message from the connected peer (truncated to `buf.len()`).
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        poll_fn(|cx| {
-            self.io
-                .poll_io(cx, Interest::Read, |socket| socket.recv(buf), |_| false)
-        })
-        .await
+        self.io.read_with(|socket| socket.recv(buf)).await
     }
 
     /// Sends one message to the socket bound at `path`.
     pub async fn send_to<P: AsRef<Path>>(&self, buf: &[u8], path: P) -> io::Result<usize> {
         let path = path.as_ref();
-        poll_fn(|cx| {
-            self.io.poll_io(
-                cx,
-                Interest::Write,
-                |socket| socket.send_to(buf, path),
-                |_| false,
-            )
-        })
-        .await
+        self.io.write_with(|socket| socket.send_to(buf, path)).await
     }
 
     /// Receives one message (truncated to `buf.len()`) and the sender's address.
     pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        poll_fn(|cx| {
-            self.io.poll_io(
-                cx,
-                Interest::Read,
-                |socket| socket.recv_from(buf),
-                |_| false,
-            )
-        })
-        .await
+        self.io.read_with(|socket| socket.recv_from(buf)).await
     }
 
     /// This socket's address.
