@@ -1,69 +1,34 @@
 //! The `hyper_hello` example (hyper 1.x on `ripple::hyper`), driven over real sockets: keep-alive,
 //! pipelining, a bad request, and the header read timeout running on ripple's timers.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+mod util;
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
+
+use util::Example;
 
 /// How long a client waits for the server before the test fails.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A running `hyper_hello`, killed when dropped.
-struct Server {
-    /// The example's process.
-    child: Child,
-    /// Where it listens.
-    addr: SocketAddr,
+/// Starts the example with a header read timeout of 300 ms, on a current-thread runtime or,
+/// with `flavor` `Some("multi_thread")`, on the multi-thread one (killed when dropped).
+fn start(flavor: Option<&str>) -> io::Result<Example> {
+    let args: Vec<&str> = flavor.into_iter().collect();
+    Example::start(
+        "hyper_hello",
+        &args,
+        &[("RIPPLE_HYPER_HEADER_TIMEOUT_MS", "300")],
+        None,
+    )
 }
 
-impl Server {
-    /// Starts the example with a header read timeout of 300 ms, on a current-thread runtime or,
-    /// with `flavor` `Some("multi_thread")`, on the multi-thread one.
-    fn start(flavor: Option<&str>) -> io::Result<Server> {
-        let child = Command::new(env!("CARGO"))
-            .args([
-                "run",
-                "--quiet",
-                "--features",
-                "hyper",
-                "--example",
-                "hyper_hello",
-            ])
-            .args(["--", "127.0.0.1:0"])
-            .args(flavor)
-            .env("RIPPLE_HYPER_HEADER_TIMEOUT_MS", "300")
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stdout(Stdio::piped())
-            .spawn()?;
-        let mut server = Server {
-            child,
-            addr: ([0, 0, 0, 0], 0).into(),
-        };
-        let mut line = String::new();
-        let stdout = server.child.stdout.take().expect("stdout is piped");
-        BufReader::new(stdout).read_line(&mut line)?;
-        server.addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .and_then(|addr| addr.parse().ok())
-            .ok_or_else(|| io::Error::other(format!("unexpected first line: {line:?}")))?;
-        Ok(server)
-    }
-
-    /// A connection to the server.
-    fn connect(&self) -> io::Result<TcpStream> {
-        let stream = TcpStream::connect(self.addr)?;
-        stream.set_read_timeout(Some(READ_TIMEOUT))?;
-        Ok(stream)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A connection to `server`.
+fn connect(server: &Example) -> io::Result<TcpStream> {
+    let stream = TcpStream::connect(server.addr)?;
+    stream.set_read_timeout(Some(READ_TIMEOUT))?;
+    Ok(stream)
 }
 
 /// Reads until `count` whole responses (head and `Content-Length` body) have arrived; returns
@@ -111,11 +76,11 @@ fn the_same_on_the_multi_thread_runtime() -> io::Result<()> {
 /// Keep-alive, pipelining, a bad request and the header timeout, on the example started with
 /// `flavor`.
 fn serves_on(flavor: Option<&str>) -> io::Result<()> {
-    let server = Server::start(flavor)?;
+    let server = start(flavor)?;
     let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
 
     // Keep-alive: two requests, one after the other, on one connection.
-    let mut stream = server.connect()?;
+    let mut stream = connect(&server)?;
     for _ in 0..2 {
         stream.write_all(request)?;
         let got = responses(&mut stream, 1)?;
@@ -123,7 +88,7 @@ fn serves_on(flavor: Option<&str>) -> io::Result<()> {
     }
 
     // Pipelining: three requests in one write, three answers in order.
-    let mut pipelined = server.connect()?;
+    let mut pipelined = connect(&server)?;
     pipelined.write_all(&request.repeat(3))?;
     let got = responses(&mut pipelined, 3)?;
     assert!(
@@ -132,14 +97,14 @@ fn serves_on(flavor: Option<&str>) -> io::Result<()> {
     );
 
     // A malformed request: 400, then the connection closes.
-    let mut bad = server.connect()?;
+    let mut bad = connect(&server)?;
     bad.write_all(b"NOT HTTP AT ALL\r\n\r\n")?;
     let got = responses(&mut bad, 1)?;
     assert_eq!(got[0].0, 400);
 
     // Half a request head, then silence: the 300 ms header timeout (ripple's timers) closes
     // the connection.
-    let mut slow = server.connect()?;
+    let mut slow = connect(&server)?;
     slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")?;
     let start = Instant::now();
     let mut rest = Vec::new();

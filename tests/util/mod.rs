@@ -302,8 +302,8 @@ pub fn in_child_process(
     Ok(())
 }
 
-/// An example server running as a child process (`cargo run --example NAME -- 127.0.0.1:0
-/// ARGS...`), optionally with `RLIMIT_NOFILE` lowered; killed when dropped. Its standard error is
+/// An example server running as a child process (`cargo run --all-features --example NAME --
+/// 127.0.0.1:0 ARGS...`), optionally with `RLIMIT_NOFILE` lowered; killed when dropped. Its standard error is
 /// collected line by line.
 pub struct Example {
     /// The process.
@@ -338,7 +338,9 @@ impl Example {
             None => Command::new(cargo),
         };
         command
-            .args(["run", "--quiet", "--example", name, "--", "127.0.0.1:0"])
+            // Every feature, as the test command builds them (`hyper_hello` needs `hyper`).
+            .args(["run", "--quiet", "--all-features", "--example", name])
+            .args(["--", "127.0.0.1:0"])
             .args(args)
             .envs(env.iter().copied())
             .current_dir(env!("CARGO_MANIFEST_DIR"))
