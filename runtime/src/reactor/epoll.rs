@@ -119,21 +119,30 @@ pub(super) struct Wake {
     notified: AtomicBool,
 }
 
+/// Takes `raw`, the result of a call that makes a new fd (negative: the call failed), and adds
+/// it to `poller` edge-triggered and readable under `key`: the reactor's own eventfd and timerfd,
+/// which are never read.
+fn own_and_add(poller: &Poller, raw: libc::c_int, key: usize) -> io::Result<OwnedFd> {
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a new fd that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: `fd` lives in the reactor beside the poller, and is closed (leaving epoll by
+    // itself) only when the reactor is dropped.
+    unsafe {
+        poller.add_with_mode(fd.as_raw_fd(), Event::readable(key), PollMode::Edge)?;
+    }
+    Ok(fd)
+}
+
 impl Wake {
     /// A new eventfd, added to `poller`.
     pub(super) fn new(poller: &Poller) -> io::Result<Wake> {
-        // SAFETY: eventfd takes no pointer; a negative result is an error, checked below.
+        // SAFETY: eventfd takes no pointer; a negative result is an error, checked by
+        // `own_and_add`.
         let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `raw` is a new fd that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        // SAFETY: `fd` lives in the reactor beside the poller, and is closed (leaving epoll by
-        // itself) only when the reactor is dropped.
-        unsafe {
-            poller.add_with_mode(fd.as_raw_fd(), Event::readable(WAKE_KEY), PollMode::Edge)?;
-        }
+        let fd = own_and_add(poller, raw, WAKE_KEY)?;
         Ok(Wake {
             fd,
             notified: AtomicBool::new(false),
@@ -186,23 +195,15 @@ pub(super) struct Alarm {
 impl Alarm {
     /// A new timerfd, unset, added to `poller`.
     pub(super) fn new(poller: &Poller) -> io::Result<Alarm> {
-        // SAFETY: timerfd_create takes no pointer; a negative result is an error, checked below.
+        // SAFETY: timerfd_create takes no pointer; a negative result is an error, checked by
+        // `own_and_add`.
         let raw = unsafe {
             libc::timerfd_create(
                 libc::CLOCK_MONOTONIC,
                 libc::TFD_CLOEXEC | libc::TFD_NONBLOCK,
             )
         };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `raw` is a new fd that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        // SAFETY: `fd` lives in the reactor beside the poller, and is closed (leaving epoll by
-        // itself) only when the reactor is dropped.
-        unsafe {
-            poller.add_with_mode(fd.as_raw_fd(), Event::readable(ALARM_KEY), PollMode::Edge)?;
-        }
+        let fd = own_and_add(poller, raw, ALARM_KEY)?;
         Ok(Alarm { fd })
     }
 
