@@ -10,6 +10,9 @@
 //! tree when done ([`server`]); both read a server's memory and the machine from `/proc`
 //! ([`procfs`]), and both write a Markdown report ([`text`]).
 //!
+//! The tokio twins of the examples (`src/bin/*_tokio.rs`) share their command line and runtime
+//! ([`twin`]).
+//!
 //! Nothing here is part of ripple: the runtime and `ripple-net` never depend on this package,
 //! and only the root package's benchmarks use it (as a dev-dependency).
 //!
@@ -36,6 +39,7 @@
 pub mod procfs;
 pub mod server;
 pub mod text;
+pub mod twin;
 pub mod workspace;
 
 /// Errors that end a harness run (a failed build, an unwritable report): any error, boxed.

@@ -21,19 +21,7 @@ use tokio::net::TcpListener;
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn main() -> io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:8080".into());
-    let runtime = match std::env::args().nth(2).as_deref() {
-        Some("multi_thread") => tokio::runtime::Builder::new_multi_thread(),
-        Some(other) => {
-            let message = format!("unknown flavor '{other}': use multi_thread, or nothing");
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, message));
-        }
-        None => tokio::runtime::Builder::new_current_thread(),
-    }
-    .enable_all()
-    .build()?;
+    let (addr, runtime) = ripple_tools::twin::args_and_runtime()?;
     runtime.block_on(serve(addr))
 }
 
