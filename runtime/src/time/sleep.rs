@@ -125,18 +125,30 @@ impl Sleep {
     }
 }
 
+impl Sleep {
+    /// The fast path of a poll, taken by every poll of a registered sleep before it fires: no
+    /// clock, no lock. True if the sleep is registered for the task of `cx` and cannot have
+    /// fired yet, so that polling it would return `Pending` and change nothing. The timers'
+    /// clock passes `at` before the entry fires (see `Handle::nanos`), so while it has not,
+    /// the entry is still there, holding a waker for this task.
+    #[inline]
+    pub(crate) fn is_pending_for(&self, cx: &Context<'_>) -> bool {
+        match &self.entry {
+            Some(entry) => {
+                !entry.handle.may_have_fired(entry.at) && entry.waker.will_wake(cx.waker())
+            }
+            None => false,
+        }
+    }
+}
+
 impl Future for Sleep {
     type Output = ();
 
     #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        // The fast path, taken by every poll of a registered sleep before it fires: no clock,
-        // no lock. The timers' clock passes `at` before the entry fires (see `Handle::nanos`),
-        // so while it has not, the entry is still there, holding a waker for this task.
-        if let Some(entry) = &self.entry {
-            if !entry.handle.may_have_fired(entry.at) && entry.waker.will_wake(cx.waker()) {
-                return Poll::Pending;
-            }
+        if self.is_pending_for(cx) {
+            return Poll::Pending;
         }
         self.poll_slow(cx)
     }

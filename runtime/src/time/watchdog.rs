@@ -54,10 +54,8 @@ pub struct Watchdog {
     sleep: Sleep,
     /// Whether `sleep` has a deadline (it is created far in the future, and armed lazily).
     armed: bool,
-    /// Operations started, ever.
-    started: u64,
-    /// `started` at the last check.
-    checked: u64,
+    /// Whether an operation has started since the last check.
+    started: bool,
 }
 
 impl Watchdog {
@@ -67,8 +65,7 @@ impl Watchdog {
             period,
             sleep: sleep_until(far_future()),
             armed: false,
-            started: 0,
-            checked: 0,
+            started: false,
         }
     }
 
@@ -81,7 +78,7 @@ impl Watchdog {
     /// second check after it started. Dropping the returned future cancels the operation and
     /// leaves the watchdog ready for the next.
     pub fn watch<F: Future>(&mut self, future: F) -> Watch<'_, F> {
-        self.started += 1;
+        self.started = true;
         Watch { dog: self, future }
     }
 
@@ -95,20 +92,33 @@ impl Watchdog {
     }
 
     /// Called while the current operation waits: `Ready` once it has waited too long.
+    ///
+    /// Inlined, this is only the sleep's fast path (registered for this task, not yet due);
+    /// arming and the check itself are out of line, as they run once a period at most.
     #[inline]
     fn poll_check(&mut self, cx: &mut Context<'_>) -> Poll<Elapsed> {
+        if self.sleep.is_pending_for(cx) {
+            return Poll::Pending;
+        }
+        self.poll_check_slow(cx)
+    }
+
+    /// The rest of [`poll_check`](Self::poll_check): the first wait, or a sleep that may have
+    /// fired (or moved to another task).
+    #[cold]
+    fn poll_check_slow(&mut self, cx: &mut Context<'_>) -> Poll<Elapsed> {
         if !self.armed {
             // The first wait of this watchdog: the first check is a period from now.
-            self.checked = self.started;
+            self.started = false;
             self.arm();
         }
         loop {
             ready!(Pin::new(&mut self.sleep).poll(cx));
-            if self.checked == self.started {
+            if !self.started {
                 // The same operation was waiting at the last check, a period ago.
                 return Poll::Ready(Elapsed::new());
             }
-            self.checked = self.started;
+            self.started = false;
             self.arm();
         }
     }
