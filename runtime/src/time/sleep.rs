@@ -95,16 +95,18 @@ impl Sleep {
     }
 
     /// The poll when the fast path cannot answer: reads the clock, and completes, or updates
-    /// the entry's waker, or registers.
+    /// the entry's waker, or registers. It takes the waker rather than the `Context`: a
+    /// `Context` passed to a function that is not inlined must be built whole by every caller
+    /// up the chain (the task's `run`), a few instructions on every poll.
     #[cold]
-    fn poll_slow(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    pub(crate) fn poll_slow(&mut self, waker: &Waker) -> Poll<()> {
         if self.is_elapsed() {
             self.unregister();
             return Poll::Ready(());
         }
         if let Some(entry) = &mut self.entry {
-            if entry.handle.update(entry.at, entry.id, cx.waker()) {
-                entry.waker.clone_from(cx.waker());
+            if entry.handle.update(entry.at, entry.id, waker) {
+                entry.waker.clone_from(waker);
                 return Poll::Pending;
             }
             // Gone: it fired (at a deadline since moved later), or its runtime shut down.
@@ -114,12 +116,12 @@ impl Sleep {
         let handle =
             Handle::current().expect("a ripple::time::Sleep was polled outside a ripple runtime");
         let at = handle.nanos(self.deadline);
-        let id = handle.insert(at, cx.waker());
+        let id = handle.insert(at, waker);
         self.entry = Some(Entry {
             handle,
             id,
             at,
-            waker: cx.waker().clone(),
+            waker: waker.clone(),
         });
         Poll::Pending
     }
@@ -150,7 +152,7 @@ impl Future for Sleep {
         if self.is_pending_for(cx) {
             return Poll::Pending;
         }
-        self.poll_slow(cx)
+        self.poll_slow(cx.waker())
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{ready, Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use pin_project_lite::pin_project;
@@ -100,20 +100,21 @@ impl Watchdog {
         if self.sleep.is_pending_for(cx) {
             return Poll::Pending;
         }
-        self.poll_check_slow(cx)
+        self.poll_check_slow(cx.waker())
     }
 
     /// The rest of [`poll_check`](Self::poll_check): the first wait, or a sleep that may have
-    /// fired (or moved to another task).
+    /// fired (or moved to another task). It takes the waker, not the `Context`, for the reason
+    /// given at `Sleep::poll_slow`.
     #[cold]
-    fn poll_check_slow(&mut self, cx: &mut Context<'_>) -> Poll<Elapsed> {
+    fn poll_check_slow(&mut self, waker: &Waker) -> Poll<Elapsed> {
         if !self.armed {
             // The first wait of this watchdog: the first check is a period from now.
             self.started = false;
             self.arm();
         }
         loop {
-            ready!(Pin::new(&mut self.sleep).poll(cx));
+            ready!(self.sleep.poll_slow(waker));
             if !self.started {
                 // The same operation was waiting at the last check, a period ago.
                 return Poll::Ready(Elapsed::new());
