@@ -13,6 +13,7 @@
 # temporary git worktree. Needs valgrind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benches/pairs.sh
 base_rev=${1:?usage: bash benches/compare_counts.sh BASE_REV [PAIRS]}
 pairs=${2:-5}
 work=$(mktemp -d)
@@ -24,19 +25,6 @@ cargo build --release --quiet "${examples[@]}"
 base="$work/base-target/release/examples"
 this=target/release/examples
 
-# Instructions per message of echo server `$1` with `$2` connections x `$3` messages.
-echo_count() {
-  local server=$1 conns=$2 messages=$3 out="$work/cg" log="$work/log" port
-  port=$((20000 + RANDOM % 20000))
-  valgrind --tool=callgrind --callgrind-out-file="$out" "$server" "127.0.0.1:$port" >"$log" 2>&1 &
-  local pid=$!
-  for _ in $(seq 300); do grep -q "listening on" "$log" && break; sleep 0.1; done
-  "$this/echo_client" "127.0.0.1:$port" "$conns" "$messages" 64 >/dev/null
-  kill -TERM "$pid"
-  wait "$pid" 2>/dev/null || true
-  awk -v n=$((conns * messages)) '/^summary:/ { printf "%.1f\n", $2 / n }' "$out"
-}
-
 # Instructions per task of spawn_join binary `$1`.
 spawn_count() {
   local out="$work/sj" tasks
@@ -44,8 +32,6 @@ spawn_count() {
     sed 's/tasks=\([0-9]*\).*/\1/')
   awk -v n="$tasks" '/^summary:/ { printf "%.1f\n", $2 / n }' "$out"
 }
-
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 report() {
   local what=$1
@@ -55,14 +41,16 @@ report() {
     a+=("$("$@" base)")
     b+=("$("$@" this)")
   done
+  local ma mb
+  ma=$(printf '%s\n' "${a[@]}" | median)
+  mb=$(printf '%s\n' "${b[@]}" | median)
   printf '%-22s %s %-8s this %-8s ratio %.4f   (%s: %s; this: %s)\n' "$what" "$base_rev" \
-    "$(median "${a[@]}")" "$(median "${b[@]}")" \
-    "$(awk -v a="$(median "${a[@]}")" -v b="$(median "${b[@]}")" 'BEGIN { print b / a }')" \
+    "$ma" "$mb" "$(awk -v a="$ma" -v b="$mb" 'BEGIN { print b / a }')" \
     "$base_rev" "${a[*]}" "${b[*]}"
 }
 dir() { if [[ $1 == base ]]; then echo "$base"; else echo "$this"; fi; }
-echo10() { echo_count "$(dir "$1")/echo" 10 2000; }
-echo1() { echo_count "$(dir "$1")/echo" 1 5000; }
+echo10() { callgrind_echo "$(dir "$1")/echo" "$this/echo_client" 10 2000; }
+echo1() { callgrind_echo "$(dir "$1")/echo" "$this/echo_client" 1 5000; }
 spawn() { spawn_count "$(dir "$1")/spawn_join"; }
 report "echo, 10 connections" echo10
 report "echo, 1 connection" echo1

@@ -1,6 +1,7 @@
-# What benches/echo_counts.sh and benches/hyper_counts.sh share: starting and stopping a server,
-# and running the measurements in interleaved pairs. Sourced, not run; the script that sources
-# it defines `measure MODE WHICH` (prints one number), `modes`, `pairs` and `work`.
+# What the scripts in benches/ share: starting and stopping a server, counting the echo's
+# instructions, and running the measurements in interleaved pairs. Sourced, not run; the script
+# that sources it defines `work` (a scratch directory), and for `run_pairs` also
+# `measure MODE WHICH` (prints one number), `modes` and `pairs`.
 
 # Starts a server command (its last argument is ADDR, 127.0.0.1:0 so that the kernel picks a
 # free port) in the background; waits for its banner and sets server_addr to the address in it.
@@ -25,6 +26,18 @@ stop_server() {
   child=$(pgrep -P "$server_pid" | head -n 1 || true)
   kill -TERM "${child:-$server_pid}" 2>/dev/null || true
   wait "$server_pid" 2>/dev/null || true
+}
+
+# User-space instructions per echoed 64-byte message of the echo server at path `$1`, loaded by
+# the echo_client at path `$2` with `$3` connections x `$4` messages: valgrind --tool=callgrind,
+# the run's total divided by the messages.
+callgrind_echo() {
+  local server=$1 client=$2 conns=$3 messages=$4
+  start_server "$work/callgrind.log" valgrind --tool=callgrind \
+    --callgrind-out-file="$work/callgrind.out" "$server" 127.0.0.1:0
+  "$client" "$server_addr" "$conns" "$messages" 64 >/dev/null
+  stop_server
+  awk -v n=$((conns * messages)) '/^summary:/ { printf "%.1f\n", $2 / n }' "$work/callgrind.out"
 }
 
 # The median of the numbers on standard input.

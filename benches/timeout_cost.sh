@@ -16,6 +16,7 @@
 # worktree is made from HEAD.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benches/pairs.sh
 pairs=${1:-5}
 work=$(mktemp -d)
 trap 'git worktree remove --force "$work/untimed" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
@@ -32,34 +33,20 @@ cargo build --release --quiet "${examples[@]}"
 untimed="$work/untimed-target/release/examples"
 timed=target/release/examples
 
-# Instructions per message of echo server `$1` with `$2` connections x `$3` messages.
-echo_count() {
-  local server=$1 conns=$2 messages=$3 out="$work/cg" log="$work/log" port
-  port=$((20000 + RANDOM % 20000))
-  valgrind --tool=callgrind --callgrind-out-file="$out" "$server" "127.0.0.1:$port" >"$log" 2>&1 &
-  local pid=$!
-  for _ in $(seq 300); do grep -q "listening on" "$log" && break; sleep 0.1; done
-  "$timed/echo_client" "127.0.0.1:$port" "$conns" "$messages" 64 >/dev/null
-  kill -TERM "$pid"
-  wait "$pid" 2>/dev/null || true
-  awk -v n=$((conns * messages)) '/^summary:/ { printf "%.1f\n", $2 / n }' "$out"
-}
-
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-
 report() {
   local what=$1 conns=$2 messages=$3 a=() b=() r=()
   for _ in $(seq "$pairs"); do
-    a+=("$(echo_count "$untimed/echo" "$conns" "$messages")")
-    b+=("$(echo_count "$timed/echo" "$conns" "$messages")")
+    a+=("$(callgrind_echo "$untimed/echo" "$timed/echo_client" "$conns" "$messages")")
+    b+=("$(callgrind_echo "$timed/echo" "$timed/echo_client" "$conns" "$messages")")
     r+=("$(awk -v a="${a[-1]}" -v b="${b[-1]}" 'BEGIN { printf "%.2f", (b / a - 1) * 100 }')")
   done
   local ma mb
-  ma=$(median "${a[@]}")
-  mb=$(median "${b[@]}")
+  ma=$(printf '%s\n' "${a[@]}" | median)
+  mb=$(printf '%s\n' "${b[@]}" | median)
   printf '%-16s without %-7s with %-7s added %+.1f (%+.1f%%); pairs: median %+.2f%%, each %s\n' \
     "$what" "$ma" "$mb" "$(awk -v a="$ma" -v b="$mb" 'BEGIN { print b - a }')" \
-    "$(awk -v a="$ma" -v b="$mb" 'BEGIN { print (b / a - 1) * 100 }')" "$(median "${r[@]}")" "${r[*]}"
+    "$(awk -v a="$ma" -v b="$mb" 'BEGIN { print (b / a - 1) * 100 }')" \
+    "$(printf '%s\n' "${r[@]}" | median)" "${r[*]}"
   printf '%-16s without: %s; with: %s\n' "" "${a[*]}" "${b[*]}"
 }
 report "10 connections" 10 2000
