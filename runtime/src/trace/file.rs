@@ -166,6 +166,9 @@ struct ThreadLog {
     buffered: bool,
     /// The task this thread is polling, for naming who woke whom (0: none).
     polling: u64,
+    /// When a runtime made this thread its own, if its track has not begun since: the track
+    /// begins there, before anything the thread records.
+    since: Option<Instant>,
 }
 
 impl ThreadLog {
@@ -180,6 +183,7 @@ impl ThreadLog {
             open: false,
             buffered: false,
             polling: 0,
+            since: None,
         }
     }
 
@@ -396,7 +400,11 @@ impl TraceFile {
             }
             if !log.open {
                 log.open = true;
-                header.instant(&mut log.buf, "thread start", "thread", earliest);
+                let since = log.since.take().map(|t| {
+                    t.saturating_duration_since(self.start).as_nanos() as u64
+                });
+                let start = since.map_or(earliest, |since| since.min(earliest));
+                header.instant(&mut log.buf, "thread start", "thread", start);
                 log.buf.push_str("},\n");
             }
             f(&mut log.buf, header);
@@ -720,6 +728,9 @@ pub(crate) fn set_thread(name: Option<String>, buffered: bool) {
                 log.flush();
             }
             log.buffered = buffered;
+            if buffered && !log.open {
+                log.since = Some(Instant::now());
+            }
             if name.is_some() && log.name != name {
                 log.name = name;
                 log.named = false;
