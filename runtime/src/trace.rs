@@ -105,6 +105,16 @@ impl Tracer {
         self.file.as_ref().map_or(0, RuntimeFile::now)
     }
 
+    /// The thread is about to wait in epoll, which is a park: its records go to the file.
+    /// Returns when the wait begins, as [`Tracer::now`].
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn before_wait(&self) -> u64 {
+        let Some(file) = &self.file else { return 0 };
+        flush_thread();
+        file.now()
+    }
+
     /// A worker stole `tasks` tasks from worker `victim`.
     #[cold]
     #[inline(never)]

@@ -125,13 +125,11 @@ impl Driver {
 
         // 2. Wait: one epoll_wait (`reactor/epoll.rs`); a zero timeout only looks. The timers
         //    need no timeout: their alarm is a timerfd in the same epoll.
-        let wait_start = if tracer.on { tracer.now() } else { 0 };
+        let wait_start = if tracer.on { tracer.before_wait() } else { 0 };
         reactor.wait(events, timeout)?;
-        let dispatch_start = if tracer.on {
-            trace_wait(tracer, wait_start, timeout, events.len())
-        } else {
-            0
-        };
+        if tracer.on {
+            trace_wait(tracer, wait_start, timeout, events.len());
+        }
 
         // 3. Dispatch: each event sets its source's readiness and wakes the task parked there.
         let batch_tick = next_tick(tick);
@@ -158,9 +156,6 @@ impl Driver {
             io.set_readiness(batch_tick, ready);
         }
         counters.waited(count);
-        if tracer.on {
-            trace_dispatch(tracer, dispatch_start, count);
-        }
 
         // 4. Timers: if the alarm rang, fire the due ones and set it for the next.
         if events.alarm() {
@@ -279,11 +274,10 @@ fn wake_all(wakers: &mut Vec<Waker>) {
 }
 
 /// Traces one epoll wait that began at `start` (a line, unless it was a look that found
-/// nothing; a slice in the file); returns when it ended, where the dispatch begins. Out of line,
-/// so the hot path only tests the flag.
+/// nothing; a slice in the file). Out of line, so the hot path only tests the flag.
 #[cold]
 #[inline(never)]
-fn trace_wait(tracer: &Tracer, start: u64, timeout: Option<Duration>, n: usize) -> u64 {
+fn trace_wait(tracer: &Tracer, start: u64, timeout: Option<Duration>, n: usize) {
     // As the wait rounds it (`reactor/epoll.rs`): up, to whole milliseconds.
     let timeout_ms = timeout.map(|t| t.as_nanos().div_ceil(1_000_000));
     if tracer.print && (timeout != Some(Duration::ZERO) || n > 0) {
@@ -296,18 +290,8 @@ fn trace_wait(tracer: &Tracer, start: u64, timeout: Option<Duration>, n: usize) 
             "epoll wait (timeout {timeout}) -> {n} event{s}"
         ));
     }
-    let Some(file) = &tracer.file else { return 0 };
-    let end = file.now();
-    file.waited(start, end, timeout_ms, n);
-    end
-}
-
-/// Traces the dispatch of a wait's `n` events, from `start` (a slice in the file, if any).
-#[cold]
-#[inline(never)]
-fn trace_dispatch(tracer: &Tracer, start: u64, n: usize) {
-    if let (Some(file), 1..) = (&tracer.file, n) {
-        file.dispatched(start, n);
+    if let Some(file) = &tracer.file {
+        file.waited(start, timeout_ms, n);
     }
 }
 

@@ -424,9 +424,6 @@ impl CurrentThread {
         core.owned.apply_released(&self.shared.released);
         // Publish before a wait that may last: other threads then see everything done so far.
         core.counters.publish(&self.shared.counters);
-        if core.trace.on {
-            core.trace.parks();
-        }
         let parked = core
             .driver
             .borrow_mut()

@@ -33,7 +33,6 @@
 //! | `wake` | `i` | `task` | task N woken | `runtime`, `task`, `wake` (1, 2, ... per task), `by` (`reactor`, `timer`, `task`, `block_on`, `thread`, `shutdown`), `by_task` (the task being polled, if a task woke it) |
 //! | `wake` | `s`, `f` | `task` | the arrow from a spawn or a wake (`s`) to the poll it caused (`f`, bound to the poll's slice) | `id`: the runtime (5 bits), task (24 bits) and wake number (24 bits) packed into one integer below 2^53 |
 //! | `epoll_wait` | `X` | `epoll` | one `epoll_wait` | `events`, `timeout_ms` (`null`: none) |
-//! | `dispatch` | `X` | `epoll` | setting readiness and waking the tasks of a wait's events | `events` |
 //! | `timers` | `X` | `timer` | firing due timers | `fired` |
 //! | `steal` | `i` | `steal` | a worker took tasks from a sibling | `from_worker`, `tasks` |
 //! | `thread start`, `thread end` | `i` | `thread` | the thread's track begins and ends (a worker or blocking thread exits; a current-thread runtime is dropped) | |
@@ -618,8 +617,9 @@ impl RuntimeFile {
         self.file.now()
     }
 
-    /// Records an epoll wait from `start` to `end` that returned `events` events.
-    pub(crate) fn waited(&self, start: u64, end: u64, timeout_ms: Option<u128>, events: usize) {
+    /// Records an epoll wait from `start` to now that returned `events` events.
+    pub(crate) fn waited(&self, start: u64, timeout_ms: Option<u128>, events: usize) {
+        let end = self.file.now();
         self.file.record(start, |out, header| {
             header.slice(out, "epoll_wait", "epoll", start, end);
             let _ = write!(out, ",\"args\":{{\"events\":{events},\"timeout_ms\":");
@@ -630,15 +630,6 @@ impl RuntimeFile {
                 None => out.push_str("null"),
             }
             out.push_str("}},\n");
-        });
-    }
-
-    /// Records the dispatch of `events` events, from `start` to now.
-    pub(crate) fn dispatched(&self, start: u64, events: usize) {
-        let end = self.file.now();
-        self.file.record(start, |out, header| {
-            header.slice(out, "dispatch", "epoll", start, end);
-            let _ = writeln!(out, ",\"args\":{{\"events\":{events}}}}},");
         });
     }
 

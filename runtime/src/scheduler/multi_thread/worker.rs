@@ -349,9 +349,6 @@ impl Worker {
     /// The periodic chores of a busy worker: a look at the driver that does not block (I/O and
     /// timers), the registry slots freed elsewhere, the counters.
     fn maintenance(&self) {
-        if self.shared.trace.on {
-            self.shared.trace.parks();
-        }
         let parked = self
             .parker
             .park(&self.driver_local, Some(Duration::ZERO), &self.counters);
