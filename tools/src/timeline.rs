@@ -3,12 +3,11 @@
 //!
 //! One lane per thread, named as the trace names it; on each lane a box per task poll, coloured
 //! by task (the same task keeps its colour on every lane, so a stolen task is easy to follow),
-//! epoll waits shaded grey (the thread sleeping), the dispatch of their events and the firing
-//! of timers in dark grey, wakes marked with a small triangle above the lane of the thread that
+//! epoll waits shaded grey (the thread sleeping), the firing of timers in dark grey, wakes marked with a small triangle above the lane of the thread that
 //! woke the task (a thin line joins it to the poll it caused when that poll runs on another
 //! lane), and steals with a red diamond. A time axis in milliseconds runs along the bottom, a
-//! legend names the tasks. `--from` and `--to` (in ms since the trace began) draw a window of a
-//! long trace.
+//! legend names the tasks. `--from` and `--to` (in ms since the trace began, or with
+//! `--from-first-spawn` since the first task was spawned) draw a window of a long trace.
 //!
 //! ```text
 //! RIPPLE_TRACE_FILE=trace.json cargo run --release --example work_stealing
@@ -34,7 +33,7 @@ pub struct Trace {
     pub polls: Vec<Slice>,
     /// epoll waits.
     pub waits: Vec<Slice>,
-    /// Dispatches of events and firings of timers.
+    /// Firings of timers (and any other slice that is neither a poll nor a wait).
     pub chores: Vec<Slice>,
     /// Wakes: where a task was woken, and the poll it caused, if found.
     pub wakes: Vec<Wake>,
@@ -42,6 +41,8 @@ pub struct Trace {
     pub steals: Vec<Mark>,
     /// The last moment the trace mentions, in microseconds.
     pub end_us: f64,
+    /// The first spawn, in microseconds (where the program's work begins).
+    pub first_spawn_us: Option<f64>,
 }
 
 /// One thread of the trace.
@@ -101,6 +102,9 @@ pub struct Options {
     pub from_ms: Option<f64>,
     /// The window's end, in ms (default: the trace's end).
     pub to_ms: Option<f64>,
+    /// Whether `from_ms` and `to_ms` count from the first spawn rather than from the trace's
+    /// start: a window that stays put from run to run.
+    pub from_first_spawn: bool,
     /// The drawing's width in pixels.
     pub width: f64,
 }
@@ -110,6 +114,7 @@ impl Default for Options {
         Options {
             from_ms: None,
             to_ms: None,
+            from_first_spawn: false,
             width: 1000.0,
         }
     }
@@ -136,19 +141,25 @@ pub fn parse(text: &str) -> Result<Trace, String> {
             }
         }
     }
+    // Lanes in the order of their names within a process (`worker 0` above `worker 1`).
+    let mut threads: Vec<Thread> = lanes
+        .iter()
+        .map(|(&(pid, tid), name)| Thread {
+            pid,
+            tid,
+            name: name.clone(),
+        })
+        .collect();
+    threads.sort_by(|a, b| (a.pid, &a.name, a.tid).cmp(&(b.pid, &b.name, b.tid)));
+    let lane_of: BTreeMap<(u64, u64), usize> = threads
+        .iter()
+        .enumerate()
+        .map(|(i, t)| ((t.pid, t.tid), i))
+        .collect();
     let mut trace = Trace {
-        threads: lanes
-            .iter()
-            .map(|(&(pid, tid), name)| Thread {
-                pid,
-                tid,
-                name: name.clone(),
-            })
-            .collect(),
+        threads,
         ..Trace::default()
     };
-    let lane_of: BTreeMap<(u64, u64), usize> =
-        lanes.keys().enumerate().map(|(i, &key)| (key, i)).collect();
     // Flow arrows by id: where each begins (a wake) and ends (a poll).
     let mut flow_ends: BTreeMap<u64, (usize, f64)> = BTreeMap::new();
     let mut wake_flows: Vec<(usize, u64)> = Vec::new();
@@ -194,6 +205,9 @@ pub fn parse(text: &str) -> Result<Trace, String> {
                     poll: None,
                 });
                 continue;
+            }
+            ("i", Some("task")) if name == "spawn" => {
+                trace.first_spawn_us = Some(trace.first_spawn_us.map_or(ts, |t: f64| t.min(ts)));
             }
             ("i", Some("steal")) => {
                 let tasks = arg(e, "tasks").and_then(|n| n.as_u64()).unwrap_or(0);
@@ -268,10 +282,17 @@ fn tick_step(span: f64) -> f64 {
 
 /// Draws `trace` as an SVG document.
 pub fn render(trace: &Trace, options: &Options) -> String {
-    let from = options.from_ms.map_or(0.0, |ms| ms * 1000.0);
+    let origin = match options.from_first_spawn {
+        true => trace.first_spawn_us.unwrap_or(0.0),
+        false => 0.0,
+    };
+    let from = options
+        .from_ms
+        .map_or(0.0, |ms| origin + ms * 1000.0)
+        .max(0.0);
     let to = options
         .to_ms
-        .map_or(trace.end_us, |ms| ms * 1000.0)
+        .map_or(trace.end_us, |ms| origin + ms * 1000.0)
         .max(from + 1.0);
     let plot = (options.width - LABEL - 10.0).max(100.0);
     let x = |us: f64| LABEL + (us.clamp(from, to) - from) / (to - from) * plot;
@@ -413,7 +434,7 @@ pub fn render(trace: &Trace, options: &Options) -> String {
         "<rect x=\"8\" y=\"{:.1}\" width=\"14\" height=\"10\" fill=\"#d8d8d8\"/>\
          <text x=\"26\" y=\"{ly:.1}\">epoll wait</text>\
          <rect x=\"98\" y=\"{:.1}\" width=\"14\" height=\"10\" fill=\"#606060\"/>\
-         <text x=\"116\" y=\"{ly:.1}\">dispatch, timers</text>\
+         <text x=\"116\" y=\"{ly:.1}\">timers</text>\
          <path d=\"M222 {:.1} l3 0 l-3 5 l-3 -5 z\" fill=\"#e08a00\"/>\
          <text x=\"230\" y=\"{ly:.1}\">wake</text>\
          <path d=\"M280 {:.1} l4 4 l-4 4 l-4 -4 z\" fill=\"#d0021b\"/>\

@@ -7,15 +7,17 @@
 //! cargo run --release -p ripple-tools --bin timeline -- trace.json timeline.svg [--from MS] [--to MS] [--width PX]
 //! ```
 //!
-//! `--from` and `--to` draw a window of the trace, in milliseconds since it began; `--width`
-//! sets the drawing's width in pixels (default 1000).
+//! `--from` and `--to` draw a window of the trace, in milliseconds since it began (or, with
+//! `--from-first-spawn`, since the first task was spawned: a window that stays put from run to
+//! run); `--width` sets the drawing's width in pixels (default 1000).
 
 use std::process::ExitCode;
 
 use ripple_tools::timeline::{self, Options};
 
 /// How to call it.
-const USAGE: &str = "usage: timeline TRACE.json OUT.svg [--from MS] [--to MS] [--width PX]";
+const USAGE: &str =
+    "usage: timeline TRACE.json OUT.svg [--from MS] [--to MS] [--from-first-spawn] [--width PX]";
 
 fn main() -> ExitCode {
     match run() {
@@ -42,6 +44,7 @@ fn run() -> Result<(), String> {
             "--from" => options.from_ms = Some(number("--from")?),
             "--to" => options.to_ms = Some(number("--to")?),
             "--width" => options.width = number("--width")?,
+            "--from-first-spawn" => options.from_first_spawn = true,
             "-h" | "--help" => return Err(USAGE.to_string()),
             _ => paths.push(arg),
         }
