@@ -143,6 +143,19 @@ pub(crate) enum WakeSource {
     Shutdown,
 }
 
+impl WakeSource {
+    /// A one-word name, for the trace file's `by`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            WakeSource::Reactor => "reactor",
+            WakeSource::Timer => "timer",
+            WakeSource::Task => "task",
+            WakeSource::Main => "block_on",
+            WakeSource::Shutdown => "shutdown",
+        }
+    }
+}
+
 /// How many [`WakeSource`]s there are.
 const WAKE_SOURCES: usize = WakeSource::Shutdown as usize + 1;
 

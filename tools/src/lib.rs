@@ -11,7 +11,7 @@
 //! ([`procfs`]), and both write a Markdown report ([`text`]).
 //!
 //! The tokio twins of the examples (`src/bin/*_tokio.rs`) share their command line and runtime
-//! ([`twin`]).
+//! ([`twin`]). The `timeline` binary draws a runtime's trace file as an SVG ([`timeline`]).
 //!
 //! Nothing here is part of ripple: the runtime and `ripple-net` never depend on this package,
 //! and only the root package's benchmarks use it (as a dev-dependency).
@@ -39,6 +39,7 @@
 pub mod procfs;
 pub mod server;
 pub mod text;
+pub mod timeline;
 pub mod twin;
 pub mod workspace;
 

@@ -29,7 +29,7 @@ use std::time::Duration;
 use crate::metrics::{LocalCounters, WakeSource};
 use crate::reactor::{self, Drained, Events, Reactor, SourceKey, READABLE, WRITABLE};
 use crate::time;
-use crate::trace::trace;
+use crate::trace::{trace, Tracer};
 
 /// The shared half of a driver: its reactor and timers. Cloned into every runtime handle;
 /// `Async` keeps the reactor and `Sleep` the timers.
@@ -56,6 +56,8 @@ pub(crate) struct Driver {
     /// stamped into each source's readiness word, so that a task's clear never erases an edge
     /// newer than the one it saw.
     tick: usize,
+    /// What to trace: the printed lines and the trace file's slices of each wait.
+    trace: Tracer,
 }
 
 /// What a thread that runs tasks keeps for a driver: its own list of drained sources, and what
@@ -69,9 +71,9 @@ pub(crate) struct Local {
 }
 
 impl Driver {
-    /// A new epoll instance and empty timers.
-    pub(crate) fn new(trace: bool) -> io::Result<Driver> {
-        let io = Arc::new(Reactor::new(trace)?);
+    /// A new epoll instance and empty timers, traced as `trace` says.
+    pub(crate) fn new(trace: Tracer) -> io::Result<Driver> {
+        let io = Arc::new(Reactor::new(trace.print)?);
         let alarm = io.clone();
         let time = time::Handle::new(Arc::new(move |at| alarm.set_alarm(at)));
         Ok(Driver {
@@ -80,6 +82,7 @@ impl Driver {
             wakers: Vec::new(),
             drained: Drained::default(),
             tick: 0,
+            trace,
         })
     }
 
@@ -106,6 +109,7 @@ impl Driver {
             wakers,
             drained,
             tick,
+            trace: tracer,
         } = self;
         let (reactor, time) = (&*handle.io, &handle.time);
 
@@ -121,9 +125,10 @@ impl Driver {
 
         // 2. Wait: one epoll_wait (`reactor/epoll.rs`); a zero timeout only looks. The timers
         //    need no timeout: their alarm is a timerfd in the same epoll.
+        let wait_start = if tracer.on { tracer.before_wait() } else { 0 };
         reactor.wait(events, timeout)?;
-        if reactor.trace && (timeout != Some(Duration::ZERO) || events.len() > 0) {
-            trace_wait(timeout, events.len());
+        if tracer.on {
+            trace_wait(tracer, wait_start, timeout, events.len());
         }
 
         // 3. Dispatch: each event sets its source's readiness and wakes the task parked there.
@@ -154,7 +159,7 @@ impl Driver {
 
         // 4. Timers: if the alarm rang, fire the due ones and set it for the next.
         if events.alarm() {
-            ring(time, wakers, counters, reactor.trace);
+            ring(time, wakers, counters, tracer);
         }
         counters.set_waking(WakeSource::Main);
         Ok(())
@@ -237,22 +242,27 @@ fn next_tick(tick: &mut usize) -> usize {
 /// server find no alarm.
 #[cold]
 #[inline(never)]
-fn ring(time: &time::Handle, wakers: &mut Vec<Waker>, counters: &LocalCounters, trace_on: bool) {
+fn ring(time: &time::Handle, wakers: &mut Vec<Waker>, counters: &LocalCounters, tracer: &Tracer) {
     time.ring(wakers);
     if !wakers.is_empty() {
-        fire_timers(wakers, counters, trace_on);
+        fire_timers(wakers, counters, tracer);
     }
 }
 
 /// Wakes the tasks of the timers that fired into `wakers`, counting and tracing them.
 #[cold]
-fn fire_timers(wakers: &mut Vec<Waker>, counters: &LocalCounters, trace_on: bool) {
-    counters.fired(wakers.len());
-    if trace_on {
-        trace(format_args!("{} timer(s) fired", wakers.len()));
+fn fire_timers(wakers: &mut Vec<Waker>, counters: &LocalCounters, tracer: &Tracer) {
+    let fired = wakers.len();
+    counters.fired(fired);
+    if tracer.print {
+        trace(format_args!("{fired} timer(s) fired"));
     }
+    let start = if tracer.on { tracer.now() } else { 0 };
     counters.set_waking(WakeSource::Timer);
     wake_all(wakers);
+    if let Some(file) = &tracer.file {
+        file.fired(start, fired);
+    }
 }
 
 /// Wakes every waker in `wakers`, emptying it. A waker that panics is contained, so one
@@ -263,19 +273,26 @@ fn wake_all(wakers: &mut Vec<Waker>) {
     }
 }
 
-/// Prints the trace line of one epoll wait. Out of line, so the hot path only tests the flag.
+/// Traces one epoll wait that began at `start` (a line, unless it was a look that found
+/// nothing; a slice in the file). Out of line, so the hot path only tests the flag.
 #[cold]
 #[inline(never)]
-fn trace_wait(timeout: Option<Duration>, n: usize) {
-    let s = if n == 1 { "" } else { "s" };
-    let timeout = match timeout {
-        None => "none".to_string(),
-        // As the wait rounds it (`reactor/epoll.rs`): up, to whole milliseconds.
-        Some(t) => format!("{}ms", t.as_nanos().div_ceil(1_000_000)),
-    };
-    trace(format_args!(
-        "epoll wait (timeout {timeout}) -> {n} event{s}"
-    ));
+fn trace_wait(tracer: &Tracer, start: u64, timeout: Option<Duration>, n: usize) {
+    // As the wait rounds it (`reactor/epoll.rs`): up, to whole milliseconds.
+    let timeout_ms = timeout.map(|t| t.as_nanos().div_ceil(1_000_000));
+    if tracer.print && (timeout != Some(Duration::ZERO) || n > 0) {
+        let s = if n == 1 { "" } else { "s" };
+        let timeout = match timeout_ms {
+            None => "none".to_string(),
+            Some(ms) => format!("{ms}ms"),
+        };
+        trace(format_args!(
+            "epoll wait (timeout {timeout}) -> {n} event{s}"
+        ));
+    }
+    if let Some(file) = &tracer.file {
+        file.waited(start, timeout_ms, n);
+    }
 }
 
 /// Prints that an event came for a registration that is no more.

@@ -318,7 +318,7 @@ mod tests {
     #[test]
     #[cfg_attr(miri, ignore = "builds an epoll instance, which Miri cannot run")]
     fn two_threads_take_turns_in_the_driver_and_lose_no_event_timer_or_unpark() -> io::Result<()> {
-        let shared = SharedDriver::new(Driver::new(false)?);
+        let shared = SharedDriver::new(Driver::new(crate::trace::Tracer::default())?);
         let (one, two) = (Worker::start(&shared), Worker::start(&shared));
 
         // A source with a task parked on it. Its first edge (writable, reported when it is
@@ -390,7 +390,8 @@ mod loom_models {
     #[test]
     fn loom_an_unpark_racing_a_park_on_the_condvar_is_never_lost() {
         crate::loom::model(|| {
-            let shared = SharedDriver::new(Driver::new(false).expect("epoll"));
+            let shared =
+                SharedDriver::new(Driver::new(crate::trace::Tracer::default()).expect("epoll"));
             let (parker, unparker) = shared.parker();
             let local = shared.handle.local();
             // Another thread holds the driver: the parker must sleep on its condvar.

@@ -1,6 +1,7 @@
 //! `Builder`: the settings a runtime is made with.
 
 use std::io;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{Flavor, Runtime};
@@ -48,6 +49,8 @@ pub struct Builder {
     event_interval: u32,
     /// Whether the runtime prints its trace on stderr.
     trace: bool,
+    /// Where the runtime writes its trace as a timeline, if anywhere.
+    trace_file: Option<PathBuf>,
 }
 
 /// The scheduler a builder makes.
@@ -83,6 +86,7 @@ impl Builder {
             keep_alive: blocking::KEEP_ALIVE,
             event_interval: EVENT_INTERVAL,
             trace: trace::trace_from_env(),
+            trace_file: trace::trace_file_from_env(),
         }
     }
 
@@ -122,6 +126,22 @@ impl Builder {
         self
     }
 
+    /// Writes a timeline of what the runtime does to the file at `path`, in the Trace Event
+    /// Format that [Perfetto](https://ui.perfetto.dev) and `chrome://tracing` open: one track per
+    /// thread, a slice per task poll (named by the task's id and where it was spawned), each
+    /// epoll wait and timer firing, and an arrow from each wake to the poll it caused. Defaults to
+    /// the environment variable `RIPPLE_TRACE_FILE`, if set; `RIPPLE_TRACE_FILE_MAX_MB` caps its
+    /// size (default 256). Every runtime of a process given the same path shares the file. If it
+    /// cannot be created, the runtime says so once on stderr and runs without it.
+    ///
+    /// The file stays loadable while the program runs and after it crashes: each thread writes
+    /// whole records, at each park and when the runtime is dropped. `cargo run -p ripple-tools
+    /// --bin timeline -- TRACE.json OUT.svg` draws it as a picture.
+    pub fn trace_file(&mut self, path: impl Into<PathBuf>) -> &mut Builder {
+        self.trace_file = Some(path.into());
+        self
+    }
+
     /// How many task polls may run before the runtime checks for I/O and timers without
     /// blocking (default 61, as in tokio). Lower is fairer to I/O; higher makes fewer syscalls.
     ///
@@ -139,22 +159,28 @@ impl Builder {
     /// Fails with `InvalidInput` for zero worker threads, or a `RIPPLE_WORKER_THREADS` that is
     /// not a positive number; with the system's error if epoll or a thread cannot be made.
     pub fn build(&self) -> io::Result<Runtime> {
+        let workers = match self.kind {
+            Kind::CurrentThread => 0,
+            Kind::MultiThread => self.workers()?,
+        };
+        let tracer = trace::Tracer::new(self.trace, self.trace_file.as_deref());
         let blocking = BlockingPool::new(
             self.max_blocking_threads.max(1),
             self.keep_alive,
             self.thread_name.clone(),
+            tracer.clone(),
         );
         let flavor = match self.kind {
             Kind::CurrentThread => Flavor::CurrentThread(CurrentThread::new(
                 self.event_interval,
-                self.trace,
+                tracer.clone(),
                 blocking.clone(),
             )?),
             Kind::MultiThread => {
                 let config = multi_thread::Config {
-                    workers: self.workers()?,
+                    workers,
                     event_interval: self.event_interval,
-                    trace: self.trace,
+                    trace: tracer.clone(),
                     thread_name: self.thread_name.clone(),
                 };
                 Flavor::MultiThread(MultiThread::new(config, blocking.clone())?)
@@ -169,6 +195,7 @@ impl Builder {
             handle,
             blocking,
             shut_down: false,
+            trace: tracer,
         })
     }
 

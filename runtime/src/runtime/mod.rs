@@ -28,7 +28,7 @@ pub(crate) mod join_set;
 use std::fmt;
 use std::future::Future;
 use std::io;
-
+use std::panic::Location;
 use std::time::Duration;
 
 use crate::scheduler::blocking::BlockingPool;
@@ -36,6 +36,7 @@ use crate::scheduler::current_thread::{self, CurrentThread};
 use crate::scheduler::multi_thread::MultiThread;
 use crate::scheduler::{self, Handle as SchedulerHandle};
 use crate::task_core::JoinHandle;
+use crate::trace::Tracer;
 
 pub use crate::metrics::{Metrics, WorkerMetrics};
 pub use builder::Builder;
@@ -61,6 +62,8 @@ pub struct Runtime {
     /// Whether `shutdown_timeout` or `shutdown_background` has run, so that dropping does not
     /// wait for the blocking pool again.
     shut_down: bool,
+    /// The runtime's trace, whose file (if any) is told when the runtime goes.
+    trace: Tracer,
 }
 
 /// The scheduler of a runtime.
@@ -105,21 +108,23 @@ impl Runtime {
 
     /// Spawns a task on this runtime. On a current-thread runtime it starts running when the
     /// runtime is next driven by `block_on`; on a multi-thread runtime, at once.
+    #[track_caller]
     pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.handle.spawn(future)
+        self.handle.spawn(future, Location::caller())
     }
 
     /// Runs `f` on the runtime's blocking pool; see [`spawn_blocking`].
+    #[track_caller]
     pub fn spawn_blocking<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.handle.spawn_blocking(f)
+        self.handle.spawn_blocking(f, Location::caller())
     }
 
     /// What the runtime has done so far: tasks spawned and polled, wakes by source, epoll
@@ -188,6 +193,9 @@ impl Drop for Runtime {
             self.shutdown_scheduler(Some(DROP_BLOCKING_TIMEOUT));
             self.blocking.shutdown(Some(DROP_BLOCKING_TIMEOUT));
         }
+        // Everything this thread recorded goes to the trace file, which the last runtime using
+        // it closes.
+        self.trace.detach();
     }
 }
 
@@ -235,21 +243,23 @@ impl Handle {
     /// Spawns a task onto the runtime. Works from any thread; from outside the runtime's threads
     /// the task is queued for them and a sleeping one is woken. If the runtime has shut down,
     /// the task is cancelled at once.
+    #[track_caller]
     pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.inner.spawn(future)
+        self.inner.spawn(future, Location::caller())
     }
 
     /// Runs `f` on the runtime's blocking pool; see [`spawn_blocking`].
+    #[track_caller]
     pub fn spawn_blocking<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.inner.spawn_blocking(f)
+        self.inner.spawn_blocking(f, Location::caller())
     }
 
     /// What the runtime has done so far; see [`Runtime::metrics`]. Exact on a current-thread
@@ -294,17 +304,19 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
+    // Where the task was spawned, for the trace file (a closure cannot pass it on by itself).
+    let location = Location::caller();
     // On a current-thread runtime's own thread (the common case), one look at a thread-local
     // finds the run queue; elsewhere the runtime's handle says where the task goes.
     let future = match current_thread::with_current(move |scheduler| match scheduler {
-        Some(scheduler) => Ok(scheduler.spawn(future)),
+        Some(scheduler) => Ok(scheduler.spawn(future, location)),
         None => Err(future),
     }) {
         Ok(handle) => return handle,
         Err(future) => future,
     };
     SchedulerHandle::with_current(|current| match current {
-        Some(handle) => handle.spawn(future),
+        Some(handle) => handle.spawn(future, location),
         None => panic!(
             "ripple::spawn was called outside a ripple runtime. Call it from inside \
              ripple::block_on, #[ripple::main] or a task, or use Handle::spawn from other threads."
@@ -340,8 +352,9 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
+    let location = Location::caller();
     SchedulerHandle::with_current(|current| match current {
-        Some(handle) => handle.spawn_blocking(f),
+        Some(handle) => handle.spawn_blocking(f, location),
         None => panic!(
             "ripple::task::spawn_blocking was called outside a ripple runtime. Call it from \
              inside ripple::block_on, #[ripple::main] or a task, or use Handle::spawn_blocking \

@@ -15,7 +15,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use super::Handle;
 use crate::task_core::{new_task, JoinHandle, Runnable, Schedule, TaskRef};
+use crate::trace::{self, Tracer};
 
 /// Threads at most, by default (tokio's number).
 pub(crate) const MAX_THREADS: usize = 512;
@@ -50,6 +51,8 @@ struct Inner {
     keep_alive: Duration,
     /// The name of each thread.
     thread_name: String,
+    /// What to trace: each blocking task's run is a poll on its thread's track.
+    trace: Tracer,
 }
 
 /// What [`Inner::state`] protects.
@@ -112,8 +115,14 @@ impl Schedule for NoReschedule {
 
 impl BlockingPool {
     /// A pool of at most `max_threads` threads, each named `thread_name` and exiting after
-    /// `keep_alive` without work. No thread starts before the first blocking task.
-    pub(crate) fn new(max_threads: usize, keep_alive: Duration, thread_name: String) -> Self {
+    /// `keep_alive` without work, traced as `trace` says. No thread starts before the first
+    /// blocking task.
+    pub(crate) fn new(
+        max_threads: usize,
+        keep_alive: Duration,
+        thread_name: String,
+        trace: Tracer,
+    ) -> Self {
         BlockingPool {
             inner: Arc::new(Inner {
                 state: Mutex::new(State::default()),
@@ -122,16 +131,27 @@ impl BlockingPool {
                 max_threads,
                 keep_alive,
                 thread_name,
+                trace,
             }),
         }
     }
 
-    /// Runs `f` on a pool thread, with `handle`'s runtime current there; task number `id`.
-    pub(crate) fn spawn<F, T>(&self, handle: &Handle, id: u64, f: F) -> JoinHandle<T>
+    /// Runs `f` on a pool thread, with `handle`'s runtime current there; task number `id`,
+    /// asked for at `location`.
+    pub(crate) fn spawn<F, T>(
+        &self,
+        handle: &Handle,
+        id: u64,
+        f: F,
+        location: &'static Location<'static>,
+    ) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
+        if self.inner.trace.on {
+            self.inner.trace.spawned(id, location, " (blocking)");
+        }
         let (task, join) = new_task(BlockingTask(Some(f)), NoReschedule, id);
         let mut state = self.inner.lock();
         if state.shutdown {
@@ -216,6 +236,9 @@ impl Inner {
     /// A pool thread: take work, run it with its runtime current, wait for more; exit after
     /// `keep_alive` without work, or at shutdown.
     fn run(&self) {
+        if self.trace.file.is_some() {
+            trace::set_thread(Some("blocking".to_string()), true);
+        }
         let mut state = self.lock();
         'work: loop {
             while let Some((task, handle)) = state.queue.pop_front() {
@@ -225,7 +248,11 @@ impl Inner {
                 // panic never ends the thread without its count.
                 let _ = catch_unwind(AssertUnwindSafe(|| {
                     handle.enter_blocking(|| {
-                        task.run();
+                        if self.trace.on {
+                            run_traced(&self.trace, task);
+                        } else {
+                            task.run();
+                        }
                     })
                 }));
                 state = self.lock();
@@ -254,8 +281,21 @@ impl Inner {
         }
         state.threads -= 1;
         drop(state);
+        self.trace.end_thread();
         self.exited.notify_all();
     }
+}
+
+/// Runs a blocking task, traced as one poll; its records go out at once, since the thread may
+/// wait a long time for its next task.
+#[cold]
+#[inline(never)]
+fn run_traced(trace: &Tracer, task: TaskRef) {
+    let id = task.id();
+    let started = trace.poll_started(id);
+    let outcome = task.run();
+    trace.polled(id, started, outcome.name(), outcome.is_final());
+    trace.parks();
 }
 
 impl fmt::Debug for BlockingPool {

@@ -13,9 +13,8 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::fmt;
 use std::future::Future;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 use std::pin::pin;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,7 +34,7 @@ use crate::coop;
 use crate::driver::{self, Driver};
 use crate::metrics::{Counters, LocalCounters, Metrics, WakeSource};
 use crate::task_core::{new_task, JoinHandle, RunOutcome, Runnable, Schedule, TaskRef};
-use crate::trace::trace;
+use crate::trace::{self, Tracer};
 
 /// The part of a scheduler that any thread may reach.
 #[derive(Debug)]
@@ -52,8 +51,8 @@ pub(crate) struct Shared {
     pub(crate) blocking: BlockingPool,
     /// What the scheduler did so far; see `metrics.rs`.
     pub(crate) counters: Counters,
-    /// Whether to print the trace (`RIPPLE_TRACE`); fixed when the runtime is built.
-    trace: bool,
+    /// What to trace (`RIPPLE_TRACE`, `RIPPLE_TRACE_FILE`); fixed when the runtime is built.
+    trace: Tracer,
 }
 
 /// The part of a scheduler that only the thread inside `block_on` touches.
@@ -78,8 +77,8 @@ pub(crate) struct Core {
     /// `Shared::counters` at each park.
     counters: LocalCounters,
     /// A copy of `Shared::trace` where the hot paths already look, so that a trace that is off
-    /// costs them one compare with memory they have at hand.
-    trace: bool,
+    /// costs them one compare (of `trace.on`) with memory they have at hand.
+    trace: Tracer,
 }
 
 /// A current-thread scheduler: the shared half and the thread's half.
@@ -118,18 +117,24 @@ impl Shared {
     }
 
     /// Spawns a task, from any thread: on the scheduler's own thread it is queued locally;
-    /// elsewhere it goes through the inject queue and the thread is woken.
-    pub(crate) fn spawn<F>(self: &Arc<Self>, future: F) -> JoinHandle<F::Output>
+    /// elsewhere it goes through the inject queue and the thread is woken. `location` is where
+    /// it was spawned, for the trace.
+    pub(crate) fn spawn<F>(
+        self: &Arc<Self>,
+        future: F,
+        location: &'static Location<'static>,
+    ) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
         with_current(|current| match current {
-            Some(scheduler) if self.is(scheduler) => scheduler.spawn(future),
+            Some(scheduler) if self.is(scheduler) => scheduler.spawn(future, location),
             _ => {
                 let id = self.counters.spawned();
-                if self.trace {
-                    trace(format_args!("task {id} spawned from outside the runtime"));
+                if self.trace.on {
+                    self.trace
+                        .spawned(id, location, " from outside the runtime");
                 }
                 let (task, handle) = new_task(future, self.clone(), id);
                 // Counted (and traced) as a wake from another thread, like any remote wake.
@@ -161,8 +166,8 @@ impl Schedule for Arc<Shared> {
             Some(scheduler) if self.is(scheduler) => scheduler.push_woken(task),
             _ => {
                 self.counters.woken_remotely();
-                if self.trace {
-                    trace(format_args!("task {} woken by another thread", task.id()));
+                if self.trace.on {
+                    self.trace.woken(task.id(), "thread");
                 }
                 self.push_remote(task)
             }
@@ -206,14 +211,14 @@ impl ArcWake for Shared {
             Some(scheduler) if arc_self.is(scheduler) => {
                 let source = scheduler.core.counters.waking();
                 scheduler.core.counters.woken_by(source);
-                if arc_self.trace {
-                    trace_wake(&format_args!("the block_on future"), source);
+                if arc_self.trace.on {
+                    arc_self.trace.woken(0, source.name());
                 }
             }
             _ => {
                 arc_self.counters.woken_remotely();
-                if arc_self.trace {
-                    trace(format_args!("the block_on future woken by another thread"));
+                if arc_self.trace.on {
+                    arc_self.trace.woken(0, "thread");
                 }
                 // The thread may be blocked in epoll: wake it.
                 arc_self.driver.unpark();
@@ -226,10 +231,10 @@ impl CurrentThread {
     /// A fresh scheduler with a driver of its own, and `blocking` for blocking work.
     pub(crate) fn new(
         event_interval: u32,
-        trace: bool,
+        trace: Tracer,
         blocking: BlockingPool,
     ) -> std::io::Result<Self> {
-        let driver = Driver::new(trace)?;
+        let driver = Driver::new(trace.clone())?;
         let driver_handle = driver.handle().clone();
         let shared = Arc::new(Shared {
             inject: Inject::default(),
@@ -238,7 +243,7 @@ impl CurrentThread {
             driver: driver_handle.clone(),
             blocking,
             counters: Counters::default(),
-            trace,
+            trace: trace.clone(),
         });
         let core = Core {
             run_queue: RefCell::new(VecDeque::with_capacity(256)),
@@ -265,15 +270,19 @@ impl CurrentThread {
         })
     }
 
-    /// Spawns a task on this scheduler, from its own thread.
-    pub(crate) fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    /// Spawns a task on this scheduler, from its own thread; `location` is where, for the trace.
+    pub(crate) fn spawn<F>(
+        &self,
+        future: F,
+        location: &'static Location<'static>,
+    ) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
         let id = self.shared.counters.spawned();
-        if self.shared.trace {
-            trace(format_args!("task {id} spawned"));
+        if self.core.trace.on {
+            self.core.trace.spawned(id, location, "");
         }
         let (task, handle) = new_task(future, self.shared.clone(), id);
         self.core.owned.insert(&task);
@@ -286,8 +295,8 @@ impl CurrentThread {
     fn push_woken(&self, task: TaskRef) {
         let source = self.core.counters.waking();
         self.core.counters.woken_by(source);
-        if self.core.trace {
-            trace_task_wake(&*task, source);
+        if self.core.trace.on {
+            self.core.trace.woken(task.id(), source.name());
         }
         self.core.run_queue.borrow_mut().push_back(task)
     }
@@ -329,11 +338,22 @@ impl CurrentThread {
         let mut future = pin!(future);
         self.shared.main_woken.store(true, Ordering::Release);
         let core = &self.core;
+        let _traced = core.trace.on.then(|| TracedThread::enter(&core.trace));
         loop {
             if self.shared.main_woken.swap(false, Ordering::AcqRel) {
                 core.polls_since_park.set(core.polls_since_park.get() + 1);
                 core.counters.set_waking(WakeSource::Main);
+                let started = if core.trace.on {
+                    core.trace.poll_started(0)
+                } else {
+                    None
+                };
                 let polled = coop::with_budget(|| future.as_mut().poll(&mut cx));
+                if core.trace.on {
+                    let done = polled.is_ready();
+                    let outcome = if done { "ready" } else { "pending" };
+                    core.trace.polled(0, started, outcome, done);
+                }
                 if let Poll::Ready(output) = polled {
                     core.counters.publish(&self.shared.counters);
                     return output;
@@ -360,20 +380,24 @@ impl CurrentThread {
     #[inline(always)]
     fn run(&self, task: TaskRef) {
         self.core.counters.set_waking(WakeSource::Task);
-        if self.core.trace {
+        if self.core.trace.on {
             return self.run_traced(task);
         }
         self.run_counted(task);
     }
 
-    /// `run` with the trace on: the same, plus a line naming the task and what its poll did.
+    /// `run` with the trace on: the same, plus a record of the task and what its poll did.
     #[cold]
     #[inline(never)]
     fn run_traced(&self, task: TaskRef) {
         // Ask the id first: a task that completes may be freed by the time the poll returns.
         let id = task.id();
+        let started = self.core.trace.poll_started(id);
         let outcome = self.run_counted(task);
-        trace_poll(id, outcome);
+        if outcome != RunOutcome::Skipped {
+            let trace = &self.core.trace;
+            trace.polled(id, started, outcome.name(), outcome.is_final());
+        }
     }
 
     /// Polls `task` and counts the poll, if it was one.
@@ -433,6 +457,7 @@ impl CurrentThread {
         // I/O objects that outlive the runtime get an error instead of waiting forever, and
         // parked sleeps let go of their wakers.
         self.shared.driver.shutdown();
+        core.trace.end_thread();
     }
 
     /// The scheduler's counters, exact when called on its own thread.
@@ -447,22 +472,26 @@ impl CurrentThread {
     }
 }
 
-/// Prints the outcome of a poll. Out of line, so the hot path only tests the flag.
-#[cold]
-#[inline(never)]
-fn trace_poll(id: u64, outcome: RunOutcome) {
-    trace(format_args!("task {id} polled -> {outcome}"));
+/// Marks the thread inside `block_on` as a runtime's own for the trace file while it is there:
+/// its records are buffered until it parks, and its track is named.
+struct TracedThread;
+
+impl TracedThread {
+    /// Marks the calling thread.
+    #[cold]
+    fn enter(trace: &Tracer) -> TracedThread {
+        if trace.file.is_some() {
+            let thread = std::thread::current();
+            let name = format!("{} (current_thread)", thread.name().unwrap_or("unnamed"));
+            trace::set_thread(Some(name), true);
+        }
+        TracedThread
+    }
 }
 
-/// Prints who woke `task`. Out of line, like `trace_poll`.
-#[cold]
-#[inline(never)]
-fn trace_task_wake(task: &dyn Runnable, source: WakeSource) {
-    trace_wake(&format_args!("task {}", task.id()), source);
-}
-
-/// Prints who woke `what`.
-#[cold]
-fn trace_wake(what: &fmt::Arguments<'_>, source: WakeSource) {
-    trace(format_args!("{what} woken by {source}"));
+impl Drop for TracedThread {
+    fn drop(&mut self) {
+        // Outside `block_on` the thread may never park again: its records go out now.
+        trace::set_thread(None, false);
+    }
 }

@@ -22,6 +22,7 @@ pub(crate) mod owned;
 
 use std::cell::Cell;
 use std::future::Future;
+use std::panic::Location;
 use std::sync::Arc;
 
 use crate::context::Scoped;
@@ -120,20 +121,28 @@ impl Handle {
         }
     }
 
-    /// Spawns a task on this runtime, from any thread.
-    pub(crate) fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    /// Spawns a task on this runtime, from any thread; `location` is where (for the trace).
+    pub(crate) fn spawn<F>(
+        &self,
+        future: F,
+        location: &'static Location<'static>,
+    ) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
         match self {
-            Handle::CurrentThread(shared) => shared.spawn(future),
-            Handle::MultiThread(shared) => shared.spawn(future),
+            Handle::CurrentThread(shared) => shared.spawn(future, location),
+            Handle::MultiThread(shared) => shared.spawn(future, location),
         }
     }
 
-    /// Runs `f` on this runtime's blocking pool.
-    pub(crate) fn spawn_blocking<F, T>(&self, f: F) -> JoinHandle<T>
+    /// Runs `f` on this runtime's blocking pool; `location` is where it was asked for.
+    pub(crate) fn spawn_blocking<F, T>(
+        &self,
+        f: F,
+        location: &'static Location<'static>,
+    ) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
@@ -142,7 +151,7 @@ impl Handle {
             Handle::CurrentThread(shared) => (&shared.blocking, shared.counters.spawned()),
             Handle::MultiThread(shared) => (&shared.blocking, shared.counters.spawned()),
         };
-        pool.spawn(self, id, f)
+        pool.spawn(self, id, f, location)
     }
 
     /// Runs `f` on a blocking thread with this runtime current: its handle for `spawn`, its

@@ -98,15 +98,30 @@ pub(crate) enum RunOutcome {
     Skipped,
 }
 
-impl std::fmt::Display for RunOutcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+impl RunOutcome {
+    /// The outcome in one word, as the trace writes it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
             RunOutcome::Pending => "pending",
             RunOutcome::Ready => "ready",
             RunOutcome::Panicked => "panicked",
             RunOutcome::Cancelled => "cancelled",
             RunOutcome::Skipped => "skipped",
-        })
+        }
+    }
+
+    /// Whether the task is complete after this run.
+    pub(crate) fn is_final(self) -> bool {
+        matches!(
+            self,
+            RunOutcome::Ready | RunOutcome::Panicked | RunOutcome::Cancelled
+        )
+    }
+}
+
+impl std::fmt::Display for RunOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 

@@ -21,6 +21,7 @@ mod worker;
 use std::fmt;
 use std::future::Future;
 use std::io;
+use std::panic::Location;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -38,7 +39,7 @@ use crate::driver::shared::{SharedDriver, Unparker};
 use crate::driver::{self, Driver};
 use crate::metrics::{Counters, Metrics, WorkerMetrics};
 use crate::task_core::{new_task, JoinHandle, Runnable, Schedule, TaskRef};
-use crate::trace::trace;
+use crate::trace::Tracer;
 
 use idle::{Idle, Woke};
 use worker::{with_worker, Worker};
@@ -59,8 +60,8 @@ pub(crate) struct Config {
     pub(crate) workers: usize,
     /// Polls between two looks at the driver while a worker stays busy.
     pub(crate) event_interval: u32,
-    /// Whether to print the trace.
-    pub(crate) trace: bool,
+    /// What to trace.
+    pub(crate) trace: Tracer,
     /// The workers' thread name.
     pub(crate) thread_name: String,
 }
@@ -89,8 +90,8 @@ pub(crate) struct Shared {
     exited: (Mutex<usize>, Condvar),
     /// Polls between two looks at the driver.
     event_interval: u32,
-    /// Whether to print the trace.
-    trace: bool,
+    /// What to trace (the hot paths test `trace.on`).
+    trace: Tracer,
 }
 
 /// What other threads may do to one worker.
@@ -107,7 +108,7 @@ impl MultiThread {
     /// Starts `config.workers` worker threads around a new driver, with `blocking` for
     /// blocking work.
     pub(crate) fn new(config: Config, blocking: BlockingPool) -> io::Result<MultiThread> {
-        let driver = Driver::new(config.trace)?;
+        let driver = Driver::new(config.trace.clone())?;
         let driver_handle = driver.handle().clone();
         let shared_driver = SharedDriver::new(driver);
         let mut remotes = Vec::with_capacity(config.workers);
@@ -261,7 +262,12 @@ impl MultiThread {
 impl Shared {
     /// Spawns a task, from any thread: on a worker of this runtime at the back of its queue
     /// (where an idle sibling may steal it), elsewhere into the inject queue (waking a worker).
-    pub(crate) fn spawn<F>(self: &Arc<Self>, future: F) -> JoinHandle<F::Output>
+    /// `location` is where it was spawned, for the trace.
+    pub(crate) fn spawn<F>(
+        self: &Arc<Self>,
+        future: F,
+        location: &'static Location<'static>,
+    ) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
@@ -270,14 +276,15 @@ impl Shared {
         let (task, handle) = new_task(future, self.clone(), id);
         with_worker(|worker| match worker {
             Some(worker) if worker.is_of(self) => {
-                if self.trace {
-                    trace(format_args!("task {id} spawned"));
+                if self.trace.on {
+                    self.trace.spawned(id, location, "");
                 }
                 worker.spawn(task)
             }
             _ => {
-                if self.trace {
-                    trace(format_args!("task {id} spawned from outside the workers"));
+                if self.trace.on {
+                    self.trace
+                        .spawned(id, location, " from outside the workers");
                 }
                 self.push_remote(task)
             }
@@ -339,8 +346,8 @@ impl Schedule for Arc<Shared> {
             Some(worker) if worker.is_of(self) => worker.push_woken(task),
             _ => {
                 self.counters.woken_remotely();
-                if self.trace {
-                    trace(format_args!("task {} woken by another thread", task.id()));
+                if self.trace.on {
+                    self.trace.woken(task.id(), "thread");
                 }
                 self.push_remote(task)
             }

@@ -22,7 +22,7 @@ use crate::metrics::{LocalCounters, WakeSource};
 use crate::scheduler::owned::OwnedTasks;
 use crate::scheduler::{Handle, INJECT_INTERVAL};
 use crate::task_core::{RunOutcome, TaskRef};
-use crate::trace::trace;
+use crate::trace;
 
 /// Polls in a row of tasks from the LIFO slot before the slot's task goes to the back of the
 /// queue instead: two tasks that keep waking each other must not starve the rest (tokio: 3).
@@ -126,7 +126,10 @@ impl Worker {
     /// this worker holds.
     pub(super) fn run(self) {
         let handle = Handle::MultiThread(self.shared.clone());
-        crate::trace::set_worker(Some(self.index));
+        trace::set_worker(Some(self.index));
+        if self.shared.trace.file.is_some() {
+            trace::set_thread(Some(format!("worker {}", self.index)), true);
+        }
         handle.enter(|| {
             self.driver_local.enter(|| {
                 Scoped::set(&CURRENT, &self, || {
@@ -134,7 +137,8 @@ impl Worker {
                         crate::scheduler::enter_async(|| {
                             self.run_loop();
                             self.shutdown();
-                            crate::trace::set_worker(None);
+                            self.shared.trace.end_thread();
+                            trace::set_worker(None);
                             super::MultiThread::worker_exited(&self.shared);
                         })
                     })
@@ -204,8 +208,8 @@ impl Worker {
                 stats.steals += 1;
                 stats.stolen_tasks += u64::from(taken);
                 self.stats.set(stats);
-                if self.shared.trace {
-                    trace_steal(victim, taken);
+                if self.shared.trace.on {
+                    self.shared.trace.stole(victim, taken);
                 }
                 return Some(task);
             }
@@ -235,7 +239,29 @@ impl Worker {
     /// Polls one task with a fresh budget, counting (and tracing) the poll.
     fn poll(&self, task: TaskRef) {
         self.counters.set_waking(WakeSource::Task);
-        let id = if self.shared.trace { task.id() } else { 0 };
+        if self.shared.trace.on {
+            return self.poll_traced(task);
+        }
+        self.poll_counted(task);
+    }
+
+    /// `poll` with the trace on: the same, plus a record of the task and what its poll did.
+    #[cold]
+    #[inline(never)]
+    fn poll_traced(&self, task: TaskRef) {
+        // Ask the id first: a task that completes may be freed by the time the poll returns.
+        let id = task.id();
+        let started = self.shared.trace.poll_started(id);
+        let outcome = self.poll_counted(task);
+        if outcome != RunOutcome::Skipped {
+            let trace = &self.shared.trace;
+            trace.polled(id, started, outcome.name(), outcome.is_final());
+        }
+    }
+
+    /// Polls `task` and counts the poll, if it was one.
+    #[inline(always)]
+    fn poll_counted(&self, task: TaskRef) -> RunOutcome {
         // `run` contains the future's panics; this contains the rest (an output whose
         // destructor panics), so a panicking task never kills its worker.
         let ran = catch_unwind(AssertUnwindSafe(|| coop::with_budget(|| task.run())));
@@ -246,9 +272,7 @@ impl Worker {
         ) {
             self.counters.polled();
         }
-        if self.shared.trace {
-            trace(format_args!("task {id} polled -> {outcome}"));
-        }
+        outcome
     }
 
     /// Spawns `task` on this worker: recorded here, queued at the back of the local queue, where
@@ -281,8 +305,8 @@ impl Worker {
     fn push_woken_where(&self, task: TaskRef, lifo: bool) {
         let source = self.counters.waking();
         self.counters.woken_by(source);
-        if self.shared.trace {
-            trace(format_args!("task {} woken by {source}", task.id()));
+        if self.shared.trace.on {
+            self.shared.trace.woken(task.id(), source.name());
         }
         match source {
             // A task that was woken while it ran is no new work: it was running here a moment
@@ -355,8 +379,8 @@ impl Worker {
         stats.parks += 1;
         self.stats.set(stats);
         self.publish();
-        if self.shared.trace {
-            trace(format_args!("sleeps"));
+        if self.shared.trace.on {
+            self.shared.trace.sleeps();
         }
         if !self.shared.is_shutdown() {
             let parked = self.parker.park(&self.driver_local, None, &self.counters);
@@ -426,12 +450,4 @@ impl Worker {
         self.rng.set(x);
         x
     }
-}
-
-/// Prints a steal (the line names the thief first, as every line of a worker). Out of line, so
-/// the hot path only tests the flag.
-#[cold]
-#[inline(never)]
-fn trace_steal(victim: usize, tasks: u32) {
-    trace(format_args!("stole {tasks} task(s) from worker {victim}"));
 }
