@@ -8,6 +8,9 @@
 start_server() {
   local log=$1
   shift
+  # Emptied here, not only by the redirection below: that happens in the background job, and
+  # the loop must not read the banner a previous server left in the same file.
+  : >"$log"
   "$@" >"$log" 2>&1 &
   server_pid=$!
   for _ in $(seq 200); do
