@@ -426,11 +426,24 @@ struct Header {
 impl Header {
     /// Starts an event of phase `ph` at `ns` (no closing brace).
     fn event(self, out: &mut String, ph: char, name: &str, cat: &str, ns: u64) {
-        let _ = write!(out, "{{\"ph\":\"{ph}\",\"name\":");
-        json_str(out, name);
+        self.event_named(out, ph, cat, ns, |out| json_escaped(out, name));
+    }
+
+    /// Starts an event whose name `name` writes (escaped, without the quotes): a task's name is
+    /// made of parts, and this spares putting them together first.
+    fn event_named(
+        self,
+        out: &mut String,
+        ph: char,
+        cat: &str,
+        ns: u64,
+        name: impl FnOnce(&mut String),
+    ) {
+        let _ = write!(out, "{{\"ph\":\"{ph}\",\"name\":\"");
+        name(out);
         let _ = write!(
             out,
-            ",\"cat\":\"{cat}\",\"pid\":{},\"tid\":{},\"ts\":",
+            "\",\"cat\":\"{cat}\",\"pid\":{},\"tid\":{},\"ts\":",
             self.pid, self.tid
         );
         ts(out, ns);
@@ -444,7 +457,19 @@ impl Header {
 
     /// Starts a complete slice from `start` to `end`.
     fn slice(self, out: &mut String, name: &str, cat: &str, start: u64, end: u64) {
-        self.event(out, 'X', name, cat, start);
+        self.slice_named(out, cat, start, end, |out| json_escaped(out, name));
+    }
+
+    /// Starts a complete slice whose name `name` writes, as [`event_named`](Self::event_named).
+    fn slice_named(
+        self,
+        out: &mut String,
+        cat: &str,
+        start: u64,
+        end: u64,
+        name: impl FnOnce(&mut String),
+    ) {
+        self.event_named(out, 'X', cat, start, name);
         out.push_str(",\"dur\":");
         ts(out, end.saturating_sub(start));
     }
@@ -468,6 +493,17 @@ fn ts(out: &mut String, ns: u64) {
 /// Writes `s` as a JSON string: quoted, with `"`, `\` and control characters escaped.
 fn json_str(out: &mut String, s: &str) {
     out.push('"');
+    json_escaped(out, s);
+    out.push('"');
+}
+
+/// Writes `s` escaped for the inside of a JSON string. Names and paths rarely need it, so a
+/// string with nothing to escape is copied as it is.
+fn json_escaped(out: &mut String, s: &str) {
+    if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        out.push_str(s);
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
@@ -481,13 +517,16 @@ fn json_str(out: &mut String, s: &str) {
             c => out.push(c),
         }
     }
-    out.push('"');
 }
 
 /// Writes a spawn location as a JSON string, `null` if unknown.
 fn location_str(out: &mut String, location: Option<&'static Location<'static>>) {
     match location {
-        Some(l) => json_str(out, &format!("{}:{}:{}", l.file(), l.line(), l.column())),
+        Some(l) => {
+            out.push('"');
+            json_escaped(out, l.file());
+            let _ = write!(out, ":{}:{}\"", l.line(), l.column());
+        }
         None => out.push_str("null"),
     }
 }
@@ -587,17 +626,17 @@ impl RuntimeFile {
                 .remove(&task_key(self.runtime, task));
         }
         self.file.record(start.ns, |out, header| {
-            let mut name = String::new();
-            match (task, start.location) {
-                (0, _) => name.push_str("block_on"),
+            header.slice_named(out, "task", start.ns, end, |out| match (task, start.location) {
+                (0, _) => out.push_str("block_on"),
                 (_, Some(l)) => {
-                    let _ = write!(name, "task {task} {}:{}", l.file(), l.line());
+                    let _ = write!(out, "task {task} ");
+                    json_escaped(out, l.file());
+                    let _ = write!(out, ":{}", l.line());
                 }
                 (_, None) => {
-                    let _ = write!(name, "task {task}");
+                    let _ = write!(out, "task {task}");
                 }
-            }
-            header.slice(out, &name, "task", start.ns, end);
+            });
             let _ = write!(
                 out,
                 ",\"args\":{{\"runtime\":{},\"task\":{task},\"wake\":{},\"outcome\":\"{outcome}\",\"spawned_at\":",
@@ -728,4 +767,34 @@ pub(crate) fn set_thread(name: Option<String>, buffered: bool) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_are_escaped_for_json_and_plain_ones_copied_as_they_are() {
+        let mut out = String::new();
+        json_str(&mut out, "plain/path.rs");
+        assert_eq!(out, r#""plain/path.rs""#);
+
+        out.clear();
+        json_str(&mut out, "a \"quoted\" \\ name\n\twith \u{1} and é");
+        assert_eq!(out, r#""a \"quoted\" \\ name\n\twith \u0001 and é""#);
+    }
+
+    #[test]
+    fn a_location_is_a_json_string_of_file_line_and_column() {
+        let here = Location::caller();
+        let mut out = String::new();
+        location_str(&mut out, Some(here));
+        assert_eq!(
+            out,
+            format!("\"{}:{}:{}\"", here.file(), here.line(), here.column())
+        );
+        out.clear();
+        location_str(&mut out, None);
+        assert_eq!(out, "null");
+    }
 }
