@@ -439,13 +439,17 @@ impl Header {
         ns: u64,
         name: impl FnOnce(&mut String),
     ) {
-        let _ = write!(out, "{{\"ph\":\"{ph}\",\"name\":\"");
+        out.push_str("{\"ph\":\"");
+        out.push(ph);
+        out.push_str("\",\"name\":\"");
         name(out);
-        let _ = write!(
-            out,
-            "\",\"cat\":\"{cat}\",\"pid\":{},\"tid\":{},\"ts\":",
-            self.pid, self.tid
-        );
+        out.push_str("\",\"cat\":\"");
+        out.push_str(cat);
+        out.push_str("\",\"pid\":");
+        uint(out, self.pid.into());
+        out.push_str(",\"tid\":");
+        uint(out, self.tid.into());
+        out.push_str(",\"ts\":");
         ts(out, ns);
     }
 
@@ -477,17 +481,41 @@ impl Header {
     /// Writes a whole flow event (`s` or `f`) of arrow `id`.
     fn flow(self, out: &mut String, ph: char, id: u64, ns: u64) {
         self.event(out, ph, "wake", "task", ns);
-        let _ = writeln!(
-            out,
-            ",\"id\":{id}{}}},",
-            if ph == 'f' { ",\"bp\":\"e\"" } else { "" }
-        );
+        out.push_str(",\"id\":");
+        uint(out, id);
+        if ph == 'f' {
+            out.push_str(",\"bp\":\"e\"");
+        }
+        out.push_str("},\n");
     }
 }
 
 /// Writes nanoseconds as microseconds with three decimals.
 fn ts(out: &mut String, ns: u64) {
-    let _ = write!(out, "{}.{:03}", ns / 1000, ns % 1000);
+    uint(out, ns / 1000);
+    let frac = ns % 1000;
+    out.push('.');
+    for digit in [frac / 100, frac / 10 % 10, frac % 10] {
+        out.push(char::from(b'0' + digit as u8));
+    }
+}
+
+/// Writes `n` in decimal. The records are mostly numbers, and `write!` through `fmt` costs
+/// several times more than this.
+fn uint(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &digit in &digits[at..] {
+        out.push(char::from(digit));
+    }
 }
 
 /// Writes `s` as a JSON string: quoted, with `"`, `\` and control characters escaped.
@@ -525,7 +553,11 @@ fn location_str(out: &mut String, location: Option<&'static Location<'static>>) 
         Some(l) => {
             out.push('"');
             json_escaped(out, l.file());
-            let _ = write!(out, ":{}:{}\"", l.line(), l.column());
+            out.push(':');
+            uint(out, l.line().into());
+            out.push(':');
+            uint(out, l.column().into());
+            out.push('"');
         }
         None => out.push_str("null"),
     }
@@ -549,11 +581,11 @@ impl RuntimeFile {
         let ns = self.file.now();
         self.file.record(ns, |out, header| {
             header.instant(out, "spawn", "task", ns);
-            let _ = write!(
-                out,
-                ",\"args\":{{\"runtime\":{},\"task\":{task},\"spawned_at\":",
-                self.runtime
-            );
+            out.push_str(",\"args\":{\"runtime\":");
+            uint(out, self.runtime.into());
+            out.push_str(",\"task\":");
+            uint(out, task);
+            out.push_str(",\"spawned_at\":");
             location_str(out, Some(location));
             out.push_str("}},\n");
             header.flow(out, 's', flow_id(self.runtime, task, 0), ns);
@@ -580,13 +612,18 @@ impl RuntimeFile {
         let ns = self.file.now();
         self.file.record(ns, |out, header| {
             header.instant(out, "wake", "task", ns);
-            let _ = write!(
-                out,
-                ",\"args\":{{\"runtime\":{},\"task\":{task},\"wake\":{wake},\"by\":\"{by}\"",
-                self.runtime
-            );
+            out.push_str(",\"args\":{\"runtime\":");
+            uint(out, self.runtime.into());
+            out.push_str(",\"task\":");
+            uint(out, task);
+            out.push_str(",\"wake\":");
+            uint(out, wake.into());
+            out.push_str(",\"by\":\"");
+            out.push_str(by);
+            out.push('"');
             if by == "task" && by_task != 0 {
-                let _ = write!(out, ",\"by_task\":{by_task}");
+                out.push_str(",\"by_task\":");
+                uint(out, by_task);
             }
             out.push_str("}},\n");
             header.flow(out, 's', flow_id(self.runtime, task, wake), ns);
@@ -629,19 +666,27 @@ impl RuntimeFile {
             header.slice_named(out, "task", start.ns, end, |out| match (task, start.location) {
                 (0, _) => out.push_str("block_on"),
                 (_, Some(l)) => {
-                    let _ = write!(out, "task {task} ");
+                    out.push_str("task ");
+                    uint(out, task);
+                    out.push(' ');
                     json_escaped(out, l.file());
-                    let _ = write!(out, ":{}", l.line());
+                    out.push(':');
+                    uint(out, l.line().into());
                 }
                 (_, None) => {
-                    let _ = write!(out, "task {task}");
+                    out.push_str("task ");
+                    uint(out, task);
                 }
             });
-            let _ = write!(
-                out,
-                ",\"args\":{{\"runtime\":{},\"task\":{task},\"wake\":{},\"outcome\":\"{outcome}\",\"spawned_at\":",
-                self.runtime, start.wake
-            );
+            out.push_str(",\"args\":{\"runtime\":");
+            uint(out, self.runtime.into());
+            out.push_str(",\"task\":");
+            uint(out, task);
+            out.push_str(",\"wake\":");
+            uint(out, start.wake.into());
+            out.push_str(",\"outcome\":\"");
+            out.push_str(outcome);
+            out.push_str("\",\"spawned_at\":");
             location_str(out, start.location);
             out.push_str("}},\n");
             // The first poll of the `block_on` future answers no wake: it has no arrow.
@@ -661,11 +706,11 @@ impl RuntimeFile {
         let end = self.file.now();
         self.file.record(start, |out, header| {
             header.slice(out, "epoll_wait", "epoll", start, end);
-            let _ = write!(out, ",\"args\":{{\"events\":{events},\"timeout_ms\":");
+            out.push_str(",\"args\":{\"events\":");
+            uint(out, events as u64);
+            out.push_str(",\"timeout_ms\":");
             match timeout_ms {
-                Some(ms) => {
-                    let _ = write!(out, "{ms}");
-                }
+                Some(ms) => uint(out, u64::try_from(ms).unwrap_or(u64::MAX)),
                 None => out.push_str("null"),
             }
             out.push_str("}},\n");
@@ -796,5 +841,21 @@ mod tests {
         out.clear();
         location_str(&mut out, None);
         assert_eq!(out, "null");
+    }
+
+    #[test]
+    fn numbers_and_timestamps_are_written_in_decimal() {
+        let mut out = String::new();
+        for n in [0, 7, 10, 1_234_567, u64::MAX] {
+            out.clear();
+            uint(&mut out, n);
+            assert_eq!(out, n.to_string());
+        }
+        out.clear();
+        ts(&mut out, 12_345_067);
+        assert_eq!(out, "12345.067");
+        out.clear();
+        ts(&mut out, 5);
+        assert_eq!(out, "0.005");
     }
 }
