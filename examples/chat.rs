@@ -50,20 +50,23 @@
 //! the room), writing the outbox to the socket, and waiting to be cut off. Whichever finishes
 //! first ends the connection, and the other two are dropped with it.
 //!
-//! Run it with `cargo run --release --example chat [ADDR]` (default `127.0.0.1:8080`), then
-//! open a few clients with `nc 127.0.0.1 8080` and type. To watch a slow reader get cut off,
-//! use three terminals:
+//! Run it with `cargo run --release --example chat [ADDR]` (default `127.0.0.1:8080`). Any line
+//! client will do; bash alone is one (its `/dev/tcp` files connect a descriptor): open a few
+//! with the first line below, type, and end each with Ctrl-D. To watch a slow reader get cut
+//! off, use three terminals for the next three:
 //!
 //! ```text
-//! nc 127.0.0.1 8080 | grep -v ': hello$'    # keeps up, and shows all but the flood
-//! nc 127.0.0.1 8080 | sleep 3600            # a client whose output nobody reads
-//! yes hello | nc 127.0.0.1 8080             # the flood
+//! bash -c 'exec 3<>/dev/tcp/127.0.0.1/8080; cat <&3 & cat >&3; kill $!'  # type and read
+//! bash -c 'exec 3<>/dev/tcp/127.0.0.1/8080; cat <&3' | grep -v ': hello$'  # keeps up
+//! bash -c 'exec 3<>/dev/tcp/127.0.0.1/8080; sleep 3600'   # never reads
+//! yes hello > /dev/tcp/127.0.0.1/8080                      # the flood (Ctrl-C ends it)
 //! ```
 //!
-//! Within a second or so (the pipe, the kernel buffers, then the outbox fill up), the first
-//! terminal reads `* ADDR left (too slow)` about the second client, and stays connected itself.
-//! And a storm of joins and leaves (`for i in $(seq 1000); do nc -z 127.0.0.1 8080; done`)
-//! fills the first terminal with notices but cuts nobody off.
+//! (The last line and the storm below need bash as the shell you type them in.) Within a second
+//! or so (the kernel buffers, then the outbox fill up), the reader that keeps up shows
+//! `* ADDR left (too slow)` about the client that never reads, and stays connected itself. And
+//! a storm of joins and leaves (`for i in $(seq 1000); do : <> /dev/tcp/127.0.0.1/8080; done`)
+//! fills its terminal with notices but cuts nobody off.
 //!
 //! Most of that backlog sits in the kernel, not in the outbox. Linux grows a socket's send
 //! buffer as the connection goes (up to the last value of `net.ipv4.tcp_wmem`, 4 MiB by

@@ -4,9 +4,10 @@
 //! its client, the runtime's single thread serves the others: the seeds' event loop, written as
 //! straight-line code.
 //!
-//! Run it with `cargo run --release --example echo [ADDR]` (default `127.0.0.1:8080`), then talk
-//! to it with `nc 127.0.0.1 8080`, or load it with
-//! `cargo run --release --example echo_client -- 127.0.0.1:8080 50 2000 64`.
+//! Run it with `cargo run --release --example echo [ADDR]` (default `127.0.0.1:8080`), then load
+//! it with `cargo run --release --example echo_client -- 127.0.0.1:8080 50 2000 64` (50
+//! connections, 2,000 messages of 64 bytes each), or send it one line with bash alone:
+//! `bash -c 'exec 3<>/dev/tcp/127.0.0.1/8080; echo hello >&3; head -c 6 <&3'`.
 //!
 //! To watch the event loop work, add `--metrics` after the address: every second the server
 //! prints what its runtime did in that second (from `Handle::metrics`). Under load, one epoll
