@@ -663,19 +663,21 @@ impl RuntimeFile {
                 .remove(&task_key(self.runtime, task));
         }
         self.file.record(start.ns, |out, header| {
-            header.slice_named(out, "task", start.ns, end, |out| match (task, start.location) {
-                (0, _) => out.push_str("block_on"),
-                (_, Some(l)) => {
-                    out.push_str("task ");
-                    uint(out, task);
-                    out.push(' ');
-                    json_escaped(out, l.file());
-                    out.push(':');
-                    uint(out, l.line().into());
-                }
-                (_, None) => {
-                    out.push_str("task ");
-                    uint(out, task);
+            header.slice_named(out, "task", start.ns, end, |out| {
+                match (task, start.location) {
+                    (0, _) => out.push_str("block_on"),
+                    (_, Some(l)) => {
+                        out.push_str("task ");
+                        uint(out, task);
+                        out.push(' ');
+                        json_escaped(out, l.file());
+                        out.push(':');
+                        uint(out, l.line().into());
+                    }
+                    (_, None) => {
+                        out.push_str("task ");
+                        uint(out, task);
+                    }
                 }
             });
             out.push_str(",\"args\":{\"runtime\":");
