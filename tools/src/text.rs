@@ -30,11 +30,31 @@ pub fn number(value: f64) -> String {
     out
 }
 
-/// Text made safe for SVG.
+/// Text made safe for SVG, in an element or inside a quoted attribute: markup characters become
+/// entities, and the characters XML 1.0 forbids even as entities (control characters other than
+/// tab, newline and carriage return) become `\u{FFFD}`, so a thread or task name with a stray
+/// control byte cannot make the whole drawing unreadable.
+///
+/// ```
+/// use ripple_tools::text::xml_escape;
+/// assert_eq!(xml_escape("a<b & \"c\""), "a&lt;b &amp; &quot;c&quot;");
+/// assert_eq!(xml_escape("bell\u{7}"), "bell\u{FFFD}");
+/// ```
 pub fn xml_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The output of a command, trimmed, or `unknown`.

@@ -43,6 +43,9 @@ pub struct Trace {
     pub end_us: f64,
     /// The first spawn, in microseconds (where the program's work begins).
     pub first_spawn_us: Option<f64>,
+    /// Whether the file's last record was cut short (a copy taken while it was being written, or
+    /// a disk that filled up) and left out.
+    pub cut: bool,
 }
 
 /// One thread of the trace.
@@ -120,9 +123,11 @@ impl Default for Options {
     }
 }
 
-/// Parses a trace file's text, with or without its closing `]` (and with a trailing comma).
+/// Parses a trace file's text, with or without its closing `]` (and with a trailing comma). A
+/// last record cut short is left out (and [`Trace::cut`] says so); anything else that is not
+/// JSON is an error.
 pub fn parse(text: &str) -> Result<Trace, String> {
-    let events = parse_events(text)?;
+    let (events, cut) = parse_events(text)?;
     let mut lanes: BTreeMap<(u64, u64), String> = BTreeMap::new();
     let num = |e: &Value, key: &str| e.get(key).and_then(Value::as_f64).unwrap_or(0.0);
     let int = |e: &Value, key: &str| e.get(key).and_then(Value::as_u64).unwrap_or(0);
@@ -150,7 +155,9 @@ pub fn parse(text: &str) -> Result<Trace, String> {
             name: name.clone(),
         })
         .collect();
-    threads.sort_by(|a, b| (a.pid, &a.name, a.tid).cmp(&(b.pid, &b.name, b.tid)));
+    threads.sort_by(|a, b| {
+        (a.pid, natural_key(&a.name), a.tid).cmp(&(b.pid, natural_key(&b.name), b.tid))
+    });
     let lane_of: BTreeMap<(u64, u64), usize> = threads
         .iter()
         .enumerate()
@@ -158,6 +165,7 @@ pub fn parse(text: &str) -> Result<Trace, String> {
         .collect();
     let mut trace = Trace {
         threads,
+        cut,
         ..Trace::default()
     };
     // Flow arrows by id: where each begins (a wake) and ends (a poll).
@@ -181,6 +189,19 @@ pub fn parse(text: &str) -> Result<Trace, String> {
             detail,
         };
         match (e["ph"].as_str().unwrap_or_default(), e["cat"].as_str()) {
+            // A wake: an instant, or a slice too short to see that the arrow starts from.
+            ("i" | "X", Some("task")) if name == "wake" => {
+                let task = arg(e, "task").and_then(|t| t.as_u64()).unwrap_or(0);
+                let by = arg(e, "by").unwrap_or(Value::Null);
+                let detail = format!("task {task} woken by {}", by.as_str().unwrap_or("?"));
+                last_wake = Some(trace.wakes.len());
+                trace.wakes.push(Wake {
+                    mark: Mark { lane, ts, detail },
+                    task,
+                    poll: None,
+                });
+                continue;
+            }
             ("X", Some("task")) => {
                 let task = arg(e, "task").and_then(|t| t.as_u64()).unwrap_or(0);
                 let outcome = arg(e, "outcome").unwrap_or(Value::Null);
@@ -194,18 +215,6 @@ pub fn parse(text: &str) -> Result<Trace, String> {
                     .push(slice(0, format!("{:.1} µs, {events} event(s)", dur)));
             }
             ("X", _) => trace.chores.push(slice(0, format!("{:.1} µs", dur))),
-            ("i", Some("task")) if name == "wake" => {
-                let task = arg(e, "task").and_then(|t| t.as_u64()).unwrap_or(0);
-                let by = arg(e, "by").unwrap_or(Value::Null);
-                let detail = format!("task {task} woken by {}", by.as_str().unwrap_or("?"));
-                last_wake = Some(trace.wakes.len());
-                trace.wakes.push(Wake {
-                    mark: Mark { lane, ts, detail },
-                    task,
-                    poll: None,
-                });
-                continue;
-            }
             ("i", Some("task")) if name == "spawn" => {
                 trace.first_spawn_us = Some(trace.first_spawn_us.map_or(ts, |t: f64| t.min(ts)));
             }
@@ -238,8 +247,32 @@ pub fn parse(text: &str) -> Result<Trace, String> {
     Ok(trace)
 }
 
-/// The events of a trace file, tolerating a missing `]` and a trailing comma.
-fn parse_events(text: &str) -> Result<Vec<Value>, String> {
+/// The events of a trace file, tolerating a missing `]` and a trailing comma, and whether a cut
+/// last line was left out. ripple writes one record per line, so a record cut short is the
+/// last line.
+fn parse_events(text: &str) -> Result<(Vec<Value>, bool), String> {
+    if text.trim().is_empty() {
+        return Err(
+            "the trace is empty (did the program run with RIPPLE_TRACE_FILE set, \
+                    and did it build a runtime?)"
+                .to_string(),
+        );
+    }
+    let whole = events_of(text);
+    if let Ok(events) = whole {
+        return Ok((events, false));
+    }
+    let body = text.trim_end();
+    if let Some(at) = body.rfind('\n') {
+        if let Ok(events) = events_of(&body[..at]) {
+            return Ok((events, true));
+        }
+    }
+    whole.map(|events| (events, false))
+}
+
+/// The events of `text`, closed with `]` if it is not.
+fn events_of(text: &str) -> Result<Vec<Value>, String> {
     let mut body = text.trim_end().to_string();
     if !body.ends_with(']') {
         if body.ends_with(',') {
@@ -252,6 +285,26 @@ fn parse_events(text: &str) -> Result<Vec<Value>, String> {
         Ok(_) => Err("a trace file is a JSON array of events".to_string()),
         Err(err) => Err(format!("the trace is not JSON: {err}")),
     }
+}
+
+/// A name's sort key in which runs of digits compare as numbers: `worker 2` before `worker 10`.
+fn natural_key(name: &str) -> Vec<(u64, String)> {
+    let mut key = Vec::new();
+    let mut rest = name;
+    while !rest.is_empty() {
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if digits > 0 {
+            // A run too long for a u64 sorts after every shorter number, by its text.
+            let number = rest[..digits].parse().unwrap_or(u64::MAX);
+            key.push((number, rest[..digits].to_string()));
+            rest = &rest[digits..];
+        } else {
+            let text = rest.len() - rest.trim_start_matches(|c: char| !c.is_ascii_digit()).len();
+            key.push((0, rest[..text].to_string()));
+            rest = &rest[text..];
+        }
+    }
+    key
 }
 
 /// The height of a lane, in pixels.
@@ -527,6 +580,55 @@ mod tests {
             "the poll is after the window"
         );
         assert!(early.contains("event(s)"), "the wait is inside it");
+    }
+
+    #[test]
+    fn an_empty_file_is_an_error_that_says_so() {
+        let err = parse(" \n").unwrap_err();
+        assert!(err.contains("empty"), "{err}");
+        assert!(parse("hello").unwrap_err().contains("not JSON"));
+    }
+
+    #[test]
+    fn a_last_record_cut_short_is_left_out_and_said() {
+        let whole = parse(TRACE).unwrap();
+        assert!(!whole.cut);
+        let cut = format!("{TRACE}{{\"ph\":\"X\",\"name\":\"task 4");
+        let trace = parse(&cut).unwrap();
+        assert!(trace.cut);
+        assert_eq!(trace.polls.len(), whole.polls.len());
+        // A cut anywhere else is not the writer's doing: an error.
+        let broken = TRACE.replacen("\"dur\":100", "\"dur\":", 1);
+        assert!(parse(&broken).is_err());
+    }
+
+    #[test]
+    fn a_wake_drawn_as_a_short_slice_is_a_wake_not_a_poll() {
+        let text = TRACE.replace(
+            "{\"ph\":\"i\",\"name\":\"wake\",\"cat\":\"task\",\"pid\":1,\"tid\":1,\"ts\":101,\"s\":\"t\",",
+            "{\"ph\":\"X\",\"name\":\"wake\",\"cat\":\"task\",\"pid\":1,\"tid\":1,\"ts\":101,\"dur\":0.001,",
+        );
+        assert_ne!(text, TRACE);
+        let trace = parse(&text).unwrap();
+        assert_eq!(trace.polls.len(), 1);
+        assert_eq!(trace.wakes.len(), 1);
+        assert_eq!(trace.wakes[0].poll, Some((1, 160.0)));
+    }
+
+    #[test]
+    fn lanes_sort_by_number_within_a_name_and_odd_names_stay_valid_svg() {
+        let mut text = String::from("[\n");
+        for (tid, name) in [(1, "worker 10"), (2, "worker 9"), (3, "bell\\u0007 <b>")] {
+            text.push_str(&format!(
+                "{{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":1,\"tid\":{tid},\"ts\":0,\"args\":{{\"name\":\"{name}\"}}}},\n"
+            ));
+        }
+        let trace = parse(&text).unwrap();
+        let names: Vec<&str> = trace.threads.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["bell\u{7} <b>", "worker 9", "worker 10"]);
+        let svg = render(&trace, &Options::default());
+        assert!(svg.contains("bell\u{FFFD} &lt;b&gt;"));
+        assert!(!svg.contains('\u{7}'));
     }
 
     #[test]

@@ -37,7 +37,8 @@ fn run() -> Result<(), String> {
     while let Some(arg) = args.next() {
         let mut number = |what: &str| -> Result<f64, String> {
             args.next()
-                .and_then(|v| v.parse().ok())
+                .and_then(|v| v.parse::<f64>().ok())
+                .filter(|v| v.is_finite())
                 .ok_or_else(|| format!("{what} takes a number\n{USAGE}"))
         };
         match arg.as_str() {
@@ -52,8 +53,19 @@ fn run() -> Result<(), String> {
     let [input, output] = &paths[..] else {
         return Err(USAGE.to_string());
     };
+    if let (Some(from), Some(to)) = (options.from_ms, options.to_ms) {
+        if from >= to {
+            return Err(format!("--from ({from}) must be before --to ({to})"));
+        }
+    }
+    if !(100.0..=100_000.0).contains(&options.width) {
+        return Err(format!("--width takes 100 to 100000 pixels\n{USAGE}"));
+    }
     let text = std::fs::read_to_string(input).map_err(|e| format!("{input}: {e}"))?;
     let trace = timeline::parse(&text).map_err(|e| format!("{input}: {e}"))?;
+    if trace.cut {
+        eprintln!("timeline: {input}: the last record was cut short and is left out");
+    }
     let svg = timeline::render(&trace, &options);
     std::fs::write(output, &svg).map_err(|e| format!("{output}: {e}"))?;
     println!(
