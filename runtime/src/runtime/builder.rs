@@ -171,11 +171,10 @@ impl Builder {
             tracer.clone(),
         );
         let flavor = match self.kind {
-            Kind::CurrentThread => Flavor::CurrentThread(CurrentThread::new(
-                self.event_interval,
-                tracer.clone(),
-                blocking.clone(),
-            )?),
+            Kind::CurrentThread => {
+                CurrentThread::new(self.event_interval, tracer.clone(), blocking.clone())
+                    .map(Flavor::CurrentThread)
+            }
             Kind::MultiThread => {
                 let config = multi_thread::Config {
                     workers,
@@ -183,7 +182,16 @@ impl Builder {
                     trace: tracer.clone(),
                     thread_name: self.thread_name.clone(),
                 };
-                Flavor::MultiThread(MultiThread::new(config, blocking.clone())?)
+                MultiThread::new(config, blocking.clone()).map(Flavor::MultiThread)
+            }
+        };
+        let flavor = match flavor {
+            Ok(flavor) => flavor,
+            Err(err) => {
+                // No runtime will be dropped to let go of the trace file: let go of it here, or
+                // the file would never be closed.
+                tracer.detach();
+                return Err(err);
             }
         };
         let handle = match &flavor {
