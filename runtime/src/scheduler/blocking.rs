@@ -279,9 +279,12 @@ impl Inner {
                 // A spurious wake-up: wait again.
             }
         }
+        // The thread's last records go out before it stops being counted: the runtime's drop
+        // waits for the count to reach zero, then closes the trace file. (Under the lock, so
+        // that no spawn counts on this thread meanwhile; the trace never takes this lock.)
+        self.trace.end_thread();
         state.threads -= 1;
         drop(state);
-        self.trace.end_thread();
         self.exited.notify_all();
     }
 }
