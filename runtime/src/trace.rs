@@ -79,6 +79,15 @@ impl Tracer {
         }
     }
 
+    /// A call of `block_on` begins: its future's arrows get ids of their own.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn block_on_started(&self) {
+        if let Some(file) = &self.file {
+            file.block_on_started();
+        }
+    }
+
     /// A poll of task `id` (0: the `block_on` future) begins.
     #[cold]
     #[inline(never)]
@@ -95,6 +104,16 @@ impl Tracer {
         }
         if let (Some(file), Some(start)) = (&self.file, start) {
             file.polled(start, outcome, finished);
+        }
+    }
+
+    /// The run that began with `start` was no poll after all (the task was running elsewhere,
+    /// or complete): nothing is recorded.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn skipped(&self, start: Option<PollStart>) {
+        if let (Some(file), Some(start)) = (&self.file, start) {
+            file.skipped(start);
         }
     }
 
@@ -152,6 +171,14 @@ impl Tracer {
     pub(crate) fn end_thread(&self) {
         if let Some(file) = &self.file {
             file.end_thread();
+        }
+    }
+
+    /// A current-thread runtime is dropped on this thread: its track ends, unless the thread is
+    /// another runtime's own.
+    pub(crate) fn leave_thread(&self) {
+        if let Some(file) = &self.file {
+            file.leave_thread();
         }
     }
 

@@ -202,6 +202,10 @@ pub fn parse(text: &str) -> Result<Trace, String> {
                 });
                 continue;
             }
+            // A spawn: likewise, an instant or a short slice (not a poll).
+            ("i" | "X", Some("task")) if name == "spawn" => {
+                trace.first_spawn_us = Some(trace.first_spawn_us.map_or(ts, |t: f64| t.min(ts)));
+            }
             ("X", Some("task")) => {
                 let task = arg(e, "task").and_then(|t| t.as_u64()).unwrap_or(0);
                 let outcome = arg(e, "outcome").unwrap_or(Value::Null);
@@ -215,9 +219,6 @@ pub fn parse(text: &str) -> Result<Trace, String> {
                     .push(slice(0, format!("{:.1} µs, {events} event(s)", dur)));
             }
             ("X", _) => trace.chores.push(slice(0, format!("{:.1} µs", dur))),
-            ("i", Some("task")) if name == "spawn" => {
-                trace.first_spawn_us = Some(trace.first_spawn_us.map_or(ts, |t: f64| t.min(ts)));
-            }
             ("i", Some("steal")) => {
                 let tasks = arg(e, "tasks").and_then(|n| n.as_u64()).unwrap_or(0);
                 let from = arg(e, "from_worker").and_then(|n| n.as_u64()).unwrap_or(0);
@@ -236,7 +237,7 @@ pub fn parse(text: &str) -> Result<Trace, String> {
         }
         last_wake = None;
     }
-    // An `s` follows its wake (or spawn) instant in the file; only wakes get a line.
+    // An `s` follows its wake (or spawn) in the file; only wakes get a line.
     for (wake, id) in wake_flows {
         if let (Some(w), Some(&end)) = (trace.wakes.get_mut(wake), flow_ends.get(&id)) {
             if w.poll.is_none() && w.mark.ts <= end.1 {
@@ -542,6 +543,8 @@ mod tests {
     const TRACE: &str = r#"[
 {"ph":"M","name":"thread_name","pid":1,"tid":1,"ts":0,"args":{"name":"worker 0"}},
 {"ph":"M","name":"thread_name","pid":1,"tid":2,"ts":0,"args":{"name":"worker 1"}},
+{"ph":"X","name":"spawn","cat":"task","pid":1,"tid":2,"ts":0,"dur":0.001,"args":{"task":3}},
+{"ph":"s","name":"wake","cat":"task","pid":1,"tid":2,"ts":0,"id":6},
 {"ph":"X","name":"epoll_wait","cat":"epoll","pid":1,"tid":1,"ts":0,"dur":100,"args":{"events":1}},
 {"ph":"i","name":"wake","cat":"task","pid":1,"tid":1,"ts":101,"s":"t","args":{"task":3,"by":"reactor"}},
 {"ph":"s","name":"wake","cat":"task","pid":1,"tid":1,"ts":101,"id":7},
@@ -555,7 +558,8 @@ mod tests {
         let trace = parse(TRACE).unwrap();
         assert_eq!(trace.threads.len(), 2);
         assert_eq!(trace.threads[1].name, "worker 1");
-        assert_eq!(trace.polls.len(), 1);
+        assert_eq!(trace.polls.len(), 1, "a spawn and a wake are no polls");
+        assert_eq!(trace.first_spawn_us, Some(0.0));
         assert_eq!(trace.waits.len(), 1);
         assert_eq!(trace.steals.len(), 1);
         assert_eq!(trace.wakes[0].poll, Some((1, 160.0)));

@@ -131,8 +131,10 @@ impl Builder {
     /// thread, a slice per task poll (named by the task's id and where it was spawned), each
     /// epoll wait and timer firing, and an arrow from each wake to the poll it caused. Defaults to
     /// the environment variable `RIPPLE_TRACE_FILE`, if set; `RIPPLE_TRACE_FILE_MAX_MB` caps its
-    /// size (default 256). Every runtime of a process given the same path shares the file. If it
-    /// cannot be created, the runtime says so once on stderr and runs without it.
+    /// size (default 256). A `{pid}` in the path is replaced by the process id, so that each
+    /// process gets a file of its own (`/tmp/trace-{pid}.json`). Every runtime of a process given
+    /// the same file (by any path to it) shares it. If it cannot be created, the runtime says so
+    /// once on stderr and runs without it.
     ///
     /// The file stays loadable while the program runs and after it crashes: each thread writes
     /// whole records, at each park and when the runtime is dropped. `cargo run -p ripple-tools

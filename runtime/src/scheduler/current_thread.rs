@@ -394,9 +394,10 @@ impl CurrentThread {
         let id = task.id();
         let started = self.core.trace.poll_started(id);
         let outcome = self.run_counted(task);
-        if outcome != RunOutcome::Skipped {
-            let trace = &self.core.trace;
-            trace.polled(id, started, outcome.name(), outcome.is_final());
+        let trace = &self.core.trace;
+        match outcome {
+            RunOutcome::Skipped => trace.skipped(started),
+            _ => trace.polled(id, started, outcome.name(), outcome.is_final()),
         }
     }
 
@@ -457,7 +458,7 @@ impl CurrentThread {
         // I/O objects that outlive the runtime get an error instead of waiting forever, and
         // parked sleeps let go of their wakers.
         self.shared.driver.shutdown();
-        core.trace.end_thread();
+        core.trace.leave_thread();
     }
 
     /// The scheduler's counters, exact when called on its own thread.
@@ -473,25 +474,32 @@ impl CurrentThread {
 }
 
 /// Marks the thread inside `block_on` as a runtime's own for the trace file while it is there:
-/// its records are buffered until it parks, and its track is named.
-struct TracedThread;
+/// its records are buffered until it parks, its track is named, and the call's future gets
+/// arrows of its own.
+struct TracedThread {
+    /// Whether the thread's records were buffered before (a blocking thread's are), to put back.
+    buffered: bool,
+}
 
 impl TracedThread {
     /// Marks the calling thread.
     #[cold]
     fn enter(trace: &Tracer) -> TracedThread {
+        let mut buffered = false;
         if trace.file.is_some() {
             let thread = std::thread::current();
             let name = format!("{} (current_thread)", thread.name().unwrap_or("unnamed"));
-            trace::set_thread(Some(name), true);
+            buffered = trace::set_thread(Some(name), true);
         }
-        TracedThread
+        trace.block_on_started();
+        TracedThread { buffered }
     }
 }
 
 impl Drop for TracedThread {
     fn drop(&mut self) {
-        // Outside `block_on` the thread may never park again: its records go out now.
-        trace::set_thread(None, false);
+        // Outside `block_on` the thread may never park again: unless it is a runtime's own
+        // thread anyway, its records go out now, and from now on at once.
+        trace::set_thread(None, self.buffered);
     }
 }

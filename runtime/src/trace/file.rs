@@ -13,41 +13,61 @@
 //! buffer to the file with one `write` under the file's lock: when it parks, when a runtime is
 //! dropped, when the buffer passes 64 KiB, and when the thread exits. Records of two threads never
 //! interleave mid-line. Threads that run no runtime (one that wakes a task from outside, say) write
-//! each record at once. Past `RIPPLE_TRACE_FILE_MAX_MB` (default 256) of records the file gets one
-//! last event saying so, and tracing stops.
+//! each record at once. Past `RIPPLE_TRACE_FILE_MAX_MB` (default 256; a value that is not a
+//! number gets the default, and a line on stderr) of records the file gets one last event saying
+//! so, tracing stops and the file is closed. A write that fails (a full disk) is cut back to the
+//! last whole record, reported once on stderr, and tracing stops there too.
 //!
-//! One file per process: every runtime given the same path shares it (and its clock), each under
-//! a number of its own (`args.runtime`).
+//! One file per process: every runtime given the same file shares it (and its clock), each under
+//! a number of its own (`args.runtime`). The same file means the same device and inode, however
+//! the path spells it (`./t.json`, `t.json`, a symlink). A `{pid}` in the path is replaced by the
+//! process id, so that several processes (a server and a forked child, a test run) each get a
+//! file of their own: `RIPPLE_TRACE_FILE=/tmp/trace-{pid}.json`.
 //!
 //! # The events
 //!
 //! `pid` is the process id; `tid` a small number per thread (1, 2, ... in the order threads first
-//! write), named by a `thread_name` metadata event (`"ph": "M"`); `ts` and `dur` are microseconds
-//! (with three decimals: nanoseconds) since the file was opened, which is when the first runtime
-//! that uses it was built.
+//! write; 0 for the process-wide events); `ts` and `dur` are microseconds (with three decimals:
+//! nanoseconds) since the file was opened, which is when the first runtime that uses it was
+//! built. Instant events (`"ph": "i"`) carry `"s": "t"` (the thread's track) or `"s": "g"` (the
+//! whole trace); flow events carry `id`, and the poll's end of an arrow `"bp": "e"`.
+//!
+//! Perfetto binds each end of an arrow to the slice that encloses it on its thread, and drops
+//! an arrow whose start lies in no slice. So a spawn and a wake are each a slice of 1 ns (`dur`
+//! 0.001) that holds the start of their arrow (`s`, at the slice's start), whether or not they
+//! happen inside a poll; the arrow's end (`f`) lies at the start of the poll it caused.
+//!
+//! In the table, `name` lists the names an event may have (`N` a number, `FILE:LINE` a place in
+//! the source), and `args` lists the keys of its `args`, each followed by the values it takes or
+//! a note in parentheses; `-` means none. `tests/trace_file.rs` checks a real trace against it.
 //!
 //! | `name` | `ph` | `cat` | what | `args` |
 //! |---|---|---|---|---|
-//! | `task N FILE:LINE` (`block_on` for the future given to `block_on`) | `X` | `task` | one poll of task N, spawned at FILE:LINE | `runtime`, `task`, `wake` (the wake it answers; 0 for the first poll), `outcome` (`pending`, `ready`, `panicked`, `cancelled`), `spawned_at` |
-//! | `spawn` | `i` | `task` | task N spawned | `runtime`, `task`, `spawned_at` |
-//! | `wake` | `i` | `task` | task N woken | `runtime`, `task`, `wake` (1, 2, ... per task), `by` (`reactor`, `timer`, `task`, `block_on`, `thread`, `shutdown`), `by_task` (the task being polled, if a task woke it) |
-//! | `wake` | `s`, `f` | `task` | the arrow from a spawn or a wake (`s`) to the poll it caused (`f`, bound to the poll's slice) | `id`: the runtime (5 bits), task (24 bits) and wake number (24 bits) packed into one integer below 2^53 |
+//! | `process_name` | `M` | - | names the process: `ripple: PROGRAM` | `name` |
+//! | `thread_name` | `M` | - | names a thread's track: `worker N`, `blocking`, `NAME (current_thread)` or the thread's own name | `name` |
+//! | `thread_sort_index` | `M` | - | orders the tracks by `tid` | `sort_index` |
+//! | `task N FILE:LINE`, `task N`, `block_on` | `X` | `task` | one poll of task N, spawned at FILE:LINE (`task N` if the trace does not know where; `block_on` for the future given to `block_on`) | `runtime`, `task` (0 for `block_on`), `wake` (the wake it answers; 0 for the first poll), `outcome` (`pending`, `ready`, `panicked`, `cancelled`), `spawned_at` (`"FILE:LINE:COLUMN"`, or `null` if unknown) |
+//! | `spawn` | `X` | `task` | task N spawned: 1 ns holding the start of the arrow to its first poll | `runtime`, `task`, `spawned_at` |
+//! | `wake` | `X` | `task` | task N woken: 1 ns holding the start of the arrow to the poll it causes | `runtime`, `task` (0 for the `block_on` future), `wake` (1, 2, ... per task), `by` (`reactor`, `timer`, `task`, `block_on`, `thread`, `shutdown`, or `rescheduled`: the task woke itself while it was polled, as `yield_now` does), `by_task` (when `by` is `task`: the task being polled) |
+//! | `wake` | `s`, `f` | `task` | the arrow from a spawn or a wake (`s`) to the poll it caused (`f`); `id`: the runtime (5 bits), then a bit that is 1 for a `block_on` call, the task or the `block_on` call's number (23 bits) and the wake number (24 bits), packed into one integer below 2^53 | - |
 //! | `epoll_wait` | `X` | `epoll` | one `epoll_wait` | `events`, `timeout_ms` (`null`: none) |
 //! | `timers` | `X` | `timer` | firing due timers | `fired` |
 //! | `steal` | `i` | `steal` | a worker took tasks from a sibling | `from_worker`, `tasks` |
-//! | `thread start`, `thread end` | `i` | `thread` | the thread's track begins and ends (a worker or blocking thread exits; a current-thread runtime is dropped) | |
+//! | `thread start`, `thread end` | `i` | `thread` | the thread's track begins and ends (a worker or blocking thread exits; a current-thread runtime is dropped) | - |
 //! | `trace stopped` | `i` | `trace` | the size cap was reached: nothing follows | `max_mb` |
-//! | `trace closed` | `i` | `trace` | the last runtime using the file was dropped | |
+//! | `trace closed` | `i` | `trace` | the last runtime using the file was dropped | - |
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::fmt::Write as _;
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom, Write};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::MetadataExt;
 use std::panic::Location;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError};
 use std::time::Instant;
 
 /// The size cap when `RIPPLE_TRACE_FILE_MAX_MB` does not set one.
@@ -56,12 +76,16 @@ const DEFAULT_MAX_MB: u64 = 256;
 const FLUSH_AT: usize = 64 * 1024;
 /// What follows the last event of a closed file; a reopening takes it away again.
 const CLOSING: &[u8] = b"\n]\n";
+/// What a path's `{pid}` becomes: the process id.
+const PID_PLACEHOLDER: &[u8] = b"{pid}";
 
 /// A trace file, shared by every runtime of the process that was given its path.
 #[derive(Debug)]
 pub(crate) struct TraceFile {
-    /// Where it is.
+    /// Where it is, for messages (the file is known by `id`).
     path: PathBuf,
+    /// The file's device and inode: another path to the same file finds it by these.
+    id: (u64, u64),
     /// Time zero of every `ts`.
     start: Instant,
     /// This process's id.
@@ -70,35 +94,54 @@ pub(crate) struct TraceFile {
     max_bytes: u64,
     /// The file and what has been written to it; a whole buffer is written under this lock.
     out: Mutex<Out>,
-    /// Set once the size cap is reached: every record is dropped from then on.
+    /// Set once tracing stops (the size cap is reached, or a write failed), under `out`'s lock:
+    /// every record is dropped from then on. Read without the lock to skip work early, and
+    /// again under it before writing.
     stopped: AtomicBool,
     /// The tasks traced so far, by [`task_key`]: where each was spawned and how often woken.
     tasks: Mutex<HashMap<u64, TaskInfo>>,
     /// Runtimes that have used the file so far, for numbering the next one.
     runtimes: AtomicU32,
+    /// `block_on` calls traced so far, for numbering the next one's arrows.
+    block_ons: AtomicU32,
 }
 
 /// What [`TraceFile::out`] protects.
 #[derive(Debug)]
 struct Out {
-    /// The open file.
-    file: File,
-    /// Bytes written so far.
-    written: u64,
+    /// The open file; `None` once tracing has stopped, so that a stopped trace holds no file
+    /// descriptor.
+    file: Option<File>,
+    /// The file's length: every byte written so far, each record whole. A write that fails is
+    /// cut back to it.
+    len: u64,
     /// Runtimes using the file now; the last one to go closes it.
     users: usize,
     /// Whether the file ends with [`CLOSING`].
     closed: bool,
 }
 
-/// What the trace knows of one task.
-#[derive(Debug, Clone, Copy, Default)]
+/// What the trace knows of one task (or one `block_on` call).
+#[derive(Debug, Clone, Copy)]
 struct TaskInfo {
-    /// Where it was spawned (`None` for the `block_on` future, and for a task spawned before
-    /// the file was opened).
+    /// Where it was spawned (`None` for the `block_on` future).
     location: Option<&'static Location<'static>>,
     /// Wakes so far: the number of the next poll's wake.
     wakes: u32,
+    /// The arrows' ids without their wake number: [`flow_base`].
+    flow: u64,
+}
+
+impl TaskInfo {
+    /// A task of runtime `runtime` that the trace has not seen spawned.
+    fn unknown(runtime: u32, task: u64) -> TaskInfo {
+        TaskInfo {
+            location: None,
+            wakes: 0,
+            // Task 0 is the `block_on` future; call 0 stands for a wake outside any call.
+            flow: flow_base(runtime, task, task == 0),
+        }
+    }
 }
 
 /// One runtime's use of a trace file: the file and the runtime's number in it.
@@ -117,10 +160,15 @@ pub(crate) struct PollStart {
     task: u64,
     /// Its wake number: which wake this poll answers.
     wake: u32,
+    /// Its arrows' ids without the wake number.
+    flow: u64,
     /// Where it was spawned.
     location: Option<&'static Location<'static>>,
     /// When the poll began, in nanoseconds since the file's start.
     ns: u64,
+    /// The poll this one interrupts on this thread (a blocking task that runs a `block_on`),
+    /// given back when it ends.
+    outer: Option<(u32, u64)>,
 }
 
 /// The files of this process, and the paths that could not be opened (said once each).
@@ -152,7 +200,7 @@ struct ThreadLog {
     /// The file `buf` goes to.
     file: Option<Arc<TraceFile>>,
     /// Whole records, each ending in `,\n`.
-    buf: String,
+    buf: Vec<u8>,
     /// This thread's number (0 until it first writes).
     tid: u32,
     /// The name of its track, if a runtime gave it one.
@@ -163,8 +211,9 @@ struct ThreadLog {
     open: bool,
     /// Whether the thread writes its buffer only at parks and drops (a runtime's own thread).
     buffered: bool,
-    /// The task this thread is polling, for naming who woke whom (0: none).
-    polling: u64,
+    /// The runtime and task this thread is polling (task 0: the `block_on` future), for naming
+    /// who woke whom.
+    polling: Option<(u32, u64)>,
     /// When a runtime made this thread its own, if its track has not begun since: the track
     /// begins there, before anything the thread records.
     since: Option<Instant>,
@@ -175,13 +224,13 @@ impl ThreadLog {
     const fn new() -> ThreadLog {
         ThreadLog {
             file: None,
-            buf: String::new(),
+            buf: Vec::new(),
             tid: 0,
             name: None,
             named: false,
             open: false,
             buffered: false,
-            polling: 0,
+            polling: None,
             since: None,
         }
     }
@@ -190,7 +239,7 @@ impl ThreadLog {
     fn flush(&mut self) {
         if let Some(file) = &self.file {
             if !self.buf.is_empty() {
-                file.write(self.buf.as_bytes());
+                file.write(&self.buf);
             }
         }
         self.buf.clear();
@@ -209,32 +258,89 @@ fn task_key(runtime: u32, task: u64) -> u64 {
     (u64::from(runtime) << 40) | task
 }
 
-/// The id of the arrow from wake `wake` of a task to the poll it caused: runtime, task and wake
-/// packed into 53 bits, which every JSON reader keeps exact.
-fn flow_id(runtime: u32, task: u64, wake: u32) -> u64 {
-    (u64::from(runtime & 0x1F) << 48) | ((task & 0xFF_FFFF) << 24) | u64::from(wake & 0xFF_FFFF)
+/// The ids of the arrows of task `number` of runtime `runtime` (or, if `block_on`, of its
+/// `block_on` call `number`), without the wake number: the runtime (5 bits), whether it is a
+/// `block_on` call (1 bit), the number (23 bits), and 24 bits left for the wake. So every id is
+/// below 2^53, which every JSON reader keeps exact, and a `block_on` call's arrows never take a
+/// task's ids.
+fn flow_base(runtime: u32, number: u64, block_on: bool) -> u64 {
+    (u64::from(runtime & 0x1F) << 48) | (u64::from(block_on) << 47) | ((number & 0x7F_FFFF) << 24)
+}
+
+/// The id of the arrow from wake `wake` (0: the spawn) to the poll it caused.
+fn flow_id(base: u64, wake: u32) -> u64 {
+    base | u64::from(wake & 0xFF_FFFF)
+}
+
+/// `path` with each `{pid}` replaced by this process's id.
+fn with_pid(path: &Path) -> PathBuf {
+    let bytes = path.as_os_str().as_bytes();
+    let find = |bytes: &[u8]| {
+        bytes
+            .windows(PID_PLACEHOLDER.len())
+            .position(|w| w == PID_PLACEHOLDER)
+    };
+    if find(bytes).is_none() {
+        return path.to_path_buf();
+    }
+    let pid = std::process::id().to_string();
+    let mut out = Vec::with_capacity(bytes.len() + pid.len());
+    let mut rest = bytes;
+    while let Some(at) = find(rest) {
+        out.extend_from_slice(&rest[..at]);
+        out.extend_from_slice(pid.as_bytes());
+        rest = &rest[at + PID_PLACEHOLDER.len()..];
+    }
+    out.extend_from_slice(rest);
+    PathBuf::from(OsString::from_vec(out))
+}
+
+/// The size cap in MiB: `RIPPLE_TRACE_FILE_MAX_MB`, or the default if it is unset or empty. A
+/// value that is not a number gets the default too, and a line on stderr (once per process).
+fn max_mb() -> u64 {
+    let value = match std::env::var_os("RIPPLE_TRACE_FILE_MAX_MB") {
+        Some(value) if !value.is_empty() => value,
+        _ => return DEFAULT_MAX_MB,
+    };
+    if let Some(mb) = value.to_str().and_then(|v| v.trim().parse().ok()) {
+        return mb;
+    }
+    static SAID: Once = Once::new();
+    SAID.call_once(|| {
+        let _ = writeln!(
+            io::stderr(),
+            "ripple: RIPPLE_TRACE_FILE_MAX_MB={value:?} is not a number of MiB; the trace file \
+             is capped at the default, {DEFAULT_MAX_MB} MiB"
+        );
+    });
+    DEFAULT_MAX_MB
 }
 
 impl TraceFile {
-    /// The trace file at `path` for a new runtime: the process's, if it has one there already,
-    /// else a new one. If it cannot be created, says so on stderr (once per path) and returns
-    /// `None`: the runtime runs without it.
+    /// The trace file at `path` (with `{pid}` replaced) for a new runtime: the process's, if it
+    /// has that file open already (by whatever path), else a new one. If it cannot be created,
+    /// says so on stderr (once per path) and returns `None`: the runtime runs without it.
     pub(crate) fn attach(path: &Path) -> Option<RuntimeFile> {
+        let path = with_pid(path);
         let mut registry = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
-        let file = match registry.files.iter().find(|f| f.path == path) {
-            Some(file) => file.clone(),
-            None if registry.failed.iter().any(|p| p == path) => return None,
-            None => match TraceFile::create(path) {
+        // Look for the file itself, not its name: `File::create` below would empty it.
+        let id = std::fs::metadata(&path).ok().map(|m| (m.dev(), m.ino()));
+        let open = id.and_then(|id| registry.files.iter().find(|f| f.id == id).cloned());
+        let file = match open {
+            Some(file) => file,
+            None if registry.failed.contains(&path) => return None,
+            None => match TraceFile::create(&path) {
                 Ok(file) => {
                     registry.files.push(file.clone());
                     file
                 }
                 Err(err) => {
-                    eprintln!(
+                    let _ = writeln!(
+                        io::stderr(),
                         "ripple: cannot open the trace file {}: {err}; running without it",
                         path.display()
                     );
-                    registry.failed.push(path.to_path_buf());
+                    registry.failed.push(path);
                     return None;
                 }
             },
@@ -248,42 +354,42 @@ impl TraceFile {
     /// Creates the file and writes its opening: the `[` and the process's name.
     fn create(path: &Path) -> io::Result<Arc<TraceFile>> {
         let mut file = File::create(path)?;
+        let metadata = file.metadata()?;
         let pid = std::process::id();
-        let max_mb = std::env::var("RIPPLE_TRACE_FILE_MAX_MB")
-            .ok()
-            .and_then(|mb| mb.trim().parse().ok())
-            .unwrap_or(DEFAULT_MAX_MB);
+        let max_mb = max_mb();
         let program = std::env::args()
             .next()
             .map(|arg| arg.rsplit('/').next().unwrap_or_default().to_string())
             .unwrap_or_default();
-        let mut head = String::from("[\n");
+        let mut head = b"[\n".to_vec();
         let _ = write!(
             head,
             "{{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":{pid},\"tid\":0,\"ts\":0,\"args\":{{\"name\":"
         );
         json_str(&mut head, &format!("ripple: {program}"));
-        head.push_str("}},\n");
-        file.write_all(head.as_bytes())?;
+        head.extend_from_slice(b"}},\n");
+        file.write_all(&head)?;
         Ok(Arc::new(TraceFile {
             path: path.to_path_buf(),
+            id: (metadata.dev(), metadata.ino()),
             start: Instant::now(),
             pid,
             max_bytes: max_mb.saturating_mul(1024 * 1024),
             out: Mutex::new(Out {
-                file,
-                written: head.len() as u64,
+                file: Some(file),
+                len: head.len() as u64,
                 users: 0,
                 closed: false,
             }),
             stopped: AtomicBool::new(false),
             tasks: Mutex::new(HashMap::new()),
             runtimes: AtomicU32::new(0),
+            block_ons: AtomicU32::new(0),
         }))
     }
 
-    /// The file's state, locked. A panic cannot leave it half-changed (a write is one call), so a
-    /// poisoned lock is taken as it is.
+    /// The file's state, locked. A panic cannot leave it half-changed (a write is one call, cut
+    /// back if it fails), so a poisoned lock is taken as it is.
     fn lock(&self) -> MutexGuard<'_, Out> {
         self.out.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -300,47 +406,73 @@ impl TraceFile {
             return;
         }
         let mut out = self.lock();
-        if out.closed {
-            // A runtime is using the file again (or a thread wrote late): take the `]` away.
-            let end = out.file.seek(SeekFrom::End(0)).unwrap_or(0);
-            let _ = out.file.set_len(end.saturating_sub(CLOSING.len() as u64));
-            let _ = out.file.seek(SeekFrom::End(0));
-            let _ = out.file.write_all(b",\n");
-            out.closed = false;
-        }
-        if out.written + records.len() as u64 > self.max_bytes {
-            self.stopped.store(true, Ordering::Relaxed);
-            let mut last = String::new();
-            self.global_event(&mut last, "trace stopped", "trace");
-            let _ = writeln!(
-                last,
-                ",\"args\":{{\"max_mb\":{}}}}},",
-                self.max_bytes / (1024 * 1024)
-            );
-            let _ = out.file.write_all(last.as_bytes());
+        // Again under the lock: another thread may have stopped the trace since the look above,
+        // and only one may write the last event.
+        if self.stopped.load(Ordering::Relaxed) {
             return;
         }
-        // Best effort: a full disk must not take the runtime down.
-        if out.file.write_all(records).is_ok() {
-            out.written += records.len() as u64;
+        if let Err(err) = self.write_locked(&mut out, records) {
+            self.failed(&mut out, &err);
         }
+    }
+
+    /// [`write`](Self::write) with the lock held and the trace not stopped.
+    fn write_locked(&self, out: &mut Out, records: &[u8]) -> io::Result<()> {
+        if out.closed {
+            // A runtime is using the file again (or a thread wrote late): take the `]` away.
+            out.cut(out.len.saturating_sub(CLOSING.len() as u64))?;
+            out.put(b",\n")?;
+            out.closed = false;
+        }
+        if out.len + records.len() as u64 > self.max_bytes {
+            let mut last = Vec::new();
+            self.global_event(&mut last, "trace stopped", "trace");
+            last.extend_from_slice(b",\"args\":{\"max_mb\":");
+            uint(&mut last, self.max_bytes / (1024 * 1024));
+            last.extend_from_slice(b"}},\n");
+            let written = out.put(&last);
+            self.stop(out);
+            return written;
+        }
+        out.put(records)?;
         if out.users == 0 {
-            self.close(&mut out);
+            self.close(out)?;
         }
+        Ok(())
     }
 
     /// Ends the file with a last event and `]`: strict JSON until someone writes again.
-    fn close(&self, out: &mut Out) {
-        let mut last = String::new();
+    fn close(&self, out: &mut Out) -> io::Result<()> {
+        let mut last = Vec::new();
         self.global_event(&mut last, "trace closed", "trace");
-        last.push('}');
-        let _ = out.file.write_all(last.as_bytes());
-        let _ = out.file.write_all(CLOSING);
+        last.push(b'}');
+        last.extend_from_slice(CLOSING);
+        out.put(&last)?;
         out.closed = true;
+        Ok(())
+    }
+
+    /// Stops tracing: no record is written from now on, and the file is closed.
+    fn stop(&self, out: &mut Out) {
+        self.stopped.store(true, Ordering::Relaxed);
+        out.file = None;
+    }
+
+    /// A write failed (and was cut back to the last whole record): says so, once, since the
+    /// trace stops here.
+    fn failed(&self, out: &mut Out, err: &io::Error) {
+        self.stop(out);
+        let _ = writeln!(
+            io::stderr(),
+            "ripple: cannot write the trace file {}: {err}; tracing stops (the file keeps the {} \
+             bytes of whole records written before)",
+            self.path.display(),
+            out.len
+        );
     }
 
     /// Starts a process-wide instant event (with no closing brace).
-    fn global_event(&self, out: &mut String, name: &str, cat: &str) {
+    fn global_event(&self, out: &mut Vec<u8>, name: &str, cat: &str) {
         let _ = write!(
             out,
             "{{\"ph\":\"i\",\"s\":\"g\",\"name\":\"{name}\",\"cat\":\"{cat}\",\"pid\":{},\"tid\":0,\"ts\":",
@@ -352,7 +484,7 @@ impl TraceFile {
     /// Appends records to this thread's buffer with `f`, after opening the thread's track if it
     /// is not open (at `earliest`, the first time those records mention); writes the buffer out
     /// if the thread is not a runtime's or the buffer is full.
-    fn record(self: &Arc<Self>, earliest: u64, f: impl FnOnce(&mut String, Header)) {
+    fn record(self: &Arc<Self>, earliest: u64, f: impl FnOnce(&mut Vec<u8>, Header)) {
         if self.stopped.load(Ordering::Relaxed) {
             return;
         }
@@ -404,13 +536,45 @@ impl TraceFile {
                 });
                 let start = since.map_or(earliest, |since| since.min(earliest));
                 header.instant(&mut log.buf, "thread start", "thread", start);
-                log.buf.push_str("},\n");
+                log.buf.extend_from_slice(b"},\n");
             }
             f(&mut log.buf, header);
             if !log.buffered || log.buf.len() >= FLUSH_AT {
                 log.flush();
             }
         });
+    }
+}
+
+impl Out {
+    /// Appends `bytes`. If that fails part-way (a full disk), cuts the file back to its length
+    /// before, so that it still ends with a whole record, and returns the error.
+    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let len = self.len;
+        let file = self.file_mut()?;
+        if let Err(err) = file.write_all(bytes) {
+            let _ = file.set_len(len);
+            let _ = file.seek(SeekFrom::Start(len));
+            return Err(err);
+        }
+        self.len += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Cuts the file to `len` bytes, to write on from there.
+    fn cut(&mut self, len: u64) -> io::Result<()> {
+        let file = self.file_mut()?;
+        file.set_len(len)?;
+        file.seek(SeekFrom::Start(len))?;
+        self.len = len;
+        Ok(())
+    }
+
+    /// The open file (an error once tracing has stopped, which callers check first).
+    fn file_mut(&mut self) -> io::Result<&mut File> {
+        self.file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("the trace file was closed"))
     }
 }
 
@@ -425,7 +589,7 @@ struct Header {
 
 impl Header {
     /// Starts an event of phase `ph` at `ns` (no closing brace).
-    fn event(self, out: &mut String, ph: char, name: &str, cat: &str, ns: u64) {
+    fn event(self, out: &mut Vec<u8>, ph: u8, name: &str, cat: &str, ns: u64) {
         self.event_named(out, ph, cat, ns, |out| json_escaped(out, name));
     }
 
@@ -433,219 +597,270 @@ impl Header {
     /// made of parts, and this spares putting them together first.
     fn event_named(
         self,
-        out: &mut String,
-        ph: char,
+        out: &mut Vec<u8>,
+        ph: u8,
         cat: &str,
         ns: u64,
-        name: impl FnOnce(&mut String),
+        name: impl FnOnce(&mut Vec<u8>),
     ) {
-        out.push_str("{\"ph\":\"");
+        out.extend_from_slice(b"{\"ph\":\"");
         out.push(ph);
-        out.push_str("\",\"name\":\"");
+        out.extend_from_slice(b"\",\"name\":\"");
         name(out);
-        out.push_str("\",\"cat\":\"");
-        out.push_str(cat);
-        out.push_str("\",\"pid\":");
+        out.extend_from_slice(b"\",\"cat\":\"");
+        out.extend_from_slice(cat.as_bytes());
+        out.extend_from_slice(b"\",\"pid\":");
         uint(out, self.pid.into());
-        out.push_str(",\"tid\":");
+        out.extend_from_slice(b",\"tid\":");
         uint(out, self.tid.into());
-        out.push_str(",\"ts\":");
+        out.extend_from_slice(b",\"ts\":");
         ts(out, ns);
     }
 
     /// Starts an instant event on this thread's track.
-    fn instant(self, out: &mut String, name: &str, cat: &str, ns: u64) {
-        self.event(out, 'i', name, cat, ns);
-        out.push_str(",\"s\":\"t\"");
+    fn instant(self, out: &mut Vec<u8>, name: &str, cat: &str, ns: u64) {
+        self.event(out, b'i', name, cat, ns);
+        out.extend_from_slice(b",\"s\":\"t\"");
     }
 
     /// Starts a complete slice from `start` to `end`.
-    fn slice(self, out: &mut String, name: &str, cat: &str, start: u64, end: u64) {
+    fn slice(self, out: &mut Vec<u8>, name: &str, cat: &str, start: u64, end: u64) {
         self.slice_named(out, cat, start, end, |out| json_escaped(out, name));
     }
 
     /// Starts a complete slice whose name `name` writes, as [`event_named`](Self::event_named).
     fn slice_named(
         self,
-        out: &mut String,
+        out: &mut Vec<u8>,
         cat: &str,
         start: u64,
         end: u64,
-        name: impl FnOnce(&mut String),
+        name: impl FnOnce(&mut Vec<u8>),
     ) {
-        self.event_named(out, 'X', cat, start, name);
-        out.push_str(",\"dur\":");
+        self.event_named(out, b'X', cat, start, name);
+        out.extend_from_slice(b",\"dur\":");
         ts(out, end.saturating_sub(start));
     }
 
+    /// Starts the 1 ns slice of a spawn or a wake at `ns`, which holds the start of its arrow:
+    /// Perfetto drops an arrow that starts in no slice.
+    fn moment(self, out: &mut Vec<u8>, name: &str, ns: u64) {
+        self.event(out, b'X', name, "task", ns);
+        out.extend_from_slice(b",\"dur\":0.001");
+    }
+
     /// Writes a whole flow event (`s` or `f`) of arrow `id`.
-    fn flow(self, out: &mut String, ph: char, id: u64, ns: u64) {
+    fn flow(self, out: &mut Vec<u8>, ph: u8, id: u64, ns: u64) {
         self.event(out, ph, "wake", "task", ns);
-        out.push_str(",\"id\":");
+        out.extend_from_slice(b",\"id\":");
         uint(out, id);
-        if ph == 'f' {
-            out.push_str(",\"bp\":\"e\"");
+        if ph == b'f' {
+            out.extend_from_slice(b",\"bp\":\"e\"");
         }
-        out.push_str("},\n");
+        out.extend_from_slice(b"},\n");
     }
 }
 
 /// Writes nanoseconds as microseconds with three decimals.
-fn ts(out: &mut String, ns: u64) {
+fn ts(out: &mut Vec<u8>, ns: u64) {
     uint(out, ns / 1000);
-    let frac = ns % 1000;
-    out.push('.');
-    for digit in [frac / 100, frac / 10 % 10, frac % 10] {
-        out.push(char::from(b'0' + digit as u8));
-    }
+    let frac = (ns % 1000) as u16;
+    let digits = [
+        b'.',
+        b'0' + (frac / 100) as u8,
+        b'0' + (frac / 10 % 10) as u8,
+        b'0' + (frac % 10) as u8,
+    ];
+    out.extend_from_slice(&digits);
 }
 
+/// `00`, `01`, ... `99`: the digits of each number below 100, two bytes each.
+const PAIRS: [u8; 200] = {
+    let mut pairs = [0; 200];
+    let mut i = 0;
+    while i < 100 {
+        pairs[2 * i] = b'0' + (i / 10) as u8;
+        pairs[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    pairs
+};
+
 /// Writes `n` in decimal. The records are mostly numbers, and `write!` through `fmt` costs
-/// several times more than this.
-fn uint(out: &mut String, mut n: u64) {
+/// several times more than this: two digits per division, and the digits copied at once.
+fn uint(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
-    loop {
+    while n >= 100 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        at -= 2;
+        digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    }
+    if n >= 10 {
+        let pair = n as usize * 2;
+        at -= 2;
+        digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    } else {
         at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+        digits[at] = b'0' + n as u8;
     }
-    for &digit in &digits[at..] {
-        out.push(char::from(digit));
-    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// Writes `s` as a JSON string: quoted, with `"`, `\` and control characters escaped.
-fn json_str(out: &mut String, s: &str) {
-    out.push('"');
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
     json_escaped(out, s);
-    out.push('"');
+    out.push(b'"');
 }
 
 /// Writes `s` escaped for the inside of a JSON string. Names and paths rarely need it, so a
-/// string with nothing to escape is copied as it is.
-fn json_escaped(out: &mut String, s: &str) {
+/// string with nothing to escape is copied as it is. (Byte by byte: the bytes of a UTF-8
+/// character beyond ASCII are all 0x80 or more, and need no escape.)
+fn json_escaped(out: &mut Vec<u8>, s: &str) {
     if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
-        out.push_str(s);
+        out.extend_from_slice(s.as_bytes());
         return;
     }
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
+    for b in s.bytes() {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b if b < 0x20 => {
+                let _ = write!(out, "\\u{b:04x}");
             }
-            c => out.push(c),
+            b => out.push(b),
         }
     }
 }
 
 /// Writes a spawn location as a JSON string, `null` if unknown.
-fn location_str(out: &mut String, location: Option<&'static Location<'static>>) {
+fn location_str(out: &mut Vec<u8>, location: Option<&'static Location<'static>>) {
     match location {
         Some(l) => {
-            out.push('"');
+            out.push(b'"');
             json_escaped(out, l.file());
-            out.push(':');
+            out.push(b':');
             uint(out, l.line().into());
-            out.push(':');
+            out.push(b':');
             uint(out, l.column().into());
-            out.push('"');
+            out.push(b'"');
         }
-        None => out.push_str("null"),
+        None => out.extend_from_slice(b"null"),
     }
 }
 
 impl RuntimeFile {
-    /// Records that `task` was spawned at `location`: where its first poll's arrow starts.
-    pub(crate) fn spawned(&self, task: u64, location: &'static Location<'static>) {
-        let key = task_key(self.runtime, task);
+    /// Locks the file's tasks.
+    fn tasks(&self) -> MutexGuard<'_, HashMap<u64, TaskInfo>> {
         self.file
             .tasks
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(
-                key,
-                TaskInfo {
-                    location: Some(location),
-                    wakes: 0,
-                },
-            );
+    }
+
+    /// Records that `task` was spawned at `location`: where its first poll's arrow starts.
+    pub(crate) fn spawned(&self, task: u64, location: &'static Location<'static>) {
+        let flow = flow_base(self.runtime, task, false);
+        self.tasks().insert(
+            task_key(self.runtime, task),
+            TaskInfo {
+                location: Some(location),
+                wakes: 0,
+                flow,
+            },
+        );
         let ns = self.file.now();
         self.file.record(ns, |out, header| {
-            header.instant(out, "spawn", "task", ns);
-            out.push_str(",\"args\":{\"runtime\":");
+            header.moment(out, "spawn", ns);
+            out.extend_from_slice(b",\"args\":{\"runtime\":");
             uint(out, self.runtime.into());
-            out.push_str(",\"task\":");
+            out.extend_from_slice(b",\"task\":");
             uint(out, task);
-            out.push_str(",\"spawned_at\":");
+            out.extend_from_slice(b",\"spawned_at\":");
             location_str(out, Some(location));
-            out.push_str("}},\n");
-            header.flow(out, 's', flow_id(self.runtime, task, 0), ns);
+            out.extend_from_slice(b"}},\n");
+            header.flow(out, b's', flow_id(flow, 0), ns);
         });
+    }
+
+    /// A call of `block_on` begins: its future (task 0) gets arrows of its own, numbered apart
+    /// from every other call's, of this runtime or another.
+    pub(crate) fn block_on_started(&self) {
+        let call = self.file.block_ons.fetch_add(1, Ordering::Relaxed) + 1;
+        self.tasks().insert(
+            task_key(self.runtime, 0),
+            TaskInfo {
+                location: None,
+                wakes: 0,
+                flow: flow_base(self.runtime, call.into(), true),
+            },
+        );
     }
 
     /// Records that `task` (0: the `block_on` future) was woken by `by`: a wake and the start of
     /// the arrow to the poll it causes.
     pub(crate) fn woken(&self, task: u64, by: &str) {
         let key = task_key(self.runtime, task);
-        let wake = {
-            let mut tasks = self
-                .file
-                .tasks
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let info = tasks.entry(key).or_default();
+        let (wake, flow) = {
+            let mut tasks = self.tasks();
+            let info = tasks
+                .entry(key)
+                .or_insert_with(|| TaskInfo::unknown(self.runtime, task));
             info.wakes = info.wakes.wrapping_add(1);
-            info.wakes
+            (info.wakes, info.flow)
         };
-        let by_task = THREAD
-            .try_with(|log| log.try_borrow().map_or(0, |log| log.polling))
-            .unwrap_or(0);
+        let polling = THREAD
+            .try_with(|log| log.try_borrow().map_or(None, |log| log.polling))
+            .unwrap_or(None);
+        // A task that wakes itself while it is polled (`yield_now`) is no one else's doing.
+        let (by, by_task) = match polling {
+            Some(polled) if polled == (self.runtime, task) => ("rescheduled", None),
+            Some((runtime, polled)) if by == "task" && runtime == self.runtime && polled != 0 => {
+                (by, Some(polled))
+            }
+            _ => (by, None),
+        };
         let ns = self.file.now();
         self.file.record(ns, |out, header| {
-            header.instant(out, "wake", "task", ns);
-            out.push_str(",\"args\":{\"runtime\":");
+            header.moment(out, "wake", ns);
+            out.extend_from_slice(b",\"args\":{\"runtime\":");
             uint(out, self.runtime.into());
-            out.push_str(",\"task\":");
+            out.extend_from_slice(b",\"task\":");
             uint(out, task);
-            out.push_str(",\"wake\":");
+            out.extend_from_slice(b",\"wake\":");
             uint(out, wake.into());
-            out.push_str(",\"by\":\"");
-            out.push_str(by);
-            out.push('"');
-            if by == "task" && by_task != 0 {
-                out.push_str(",\"by_task\":");
+            out.extend_from_slice(b",\"by\":\"");
+            out.extend_from_slice(by.as_bytes());
+            out.push(b'"');
+            if let Some(by_task) = by_task {
+                out.extend_from_slice(b",\"by_task\":");
                 uint(out, by_task);
             }
-            out.push_str("}},\n");
-            header.flow(out, 's', flow_id(self.runtime, task, wake), ns);
+            out.extend_from_slice(b"}},\n");
+            header.flow(out, b's', flow_id(flow, wake), ns);
         });
     }
 
     /// A poll of `task` (0: the `block_on` future) begins.
     pub(crate) fn poll_started(&self, task: u64) -> PollStart {
         let info = self
-            .file
-            .tasks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+            .tasks()
             .get(&task_key(self.runtime, task))
             .copied()
-            .unwrap_or_default();
-        set_polling(task);
+            .unwrap_or_else(|| TaskInfo::unknown(self.runtime, task));
+        let outer = set_polling(Some((self.runtime, task)));
         PollStart {
             task,
             wake: info.wakes,
+            flow: info.flow,
             location: info.location,
             ns: self.file.now(),
+            outer,
         }
     }
 
@@ -653,49 +868,51 @@ impl RuntimeFile {
     /// (it is then forgotten).
     pub(crate) fn polled(&self, start: PollStart, outcome: &str, finished: bool) {
         let end = self.file.now();
-        set_polling(0);
+        set_polling(start.outer);
         let task = start.task;
         if finished {
-            self.file
-                .tasks
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&task_key(self.runtime, task));
+            self.tasks().remove(&task_key(self.runtime, task));
         }
         self.file.record(start.ns, |out, header| {
             header.slice_named(out, "task", start.ns, end, |out| {
                 match (task, start.location) {
-                    (0, _) => out.push_str("block_on"),
+                    (0, _) => out.extend_from_slice(b"block_on"),
                     (_, Some(l)) => {
-                        out.push_str("task ");
+                        out.extend_from_slice(b"task ");
                         uint(out, task);
-                        out.push(' ');
+                        out.push(b' ');
                         json_escaped(out, l.file());
-                        out.push(':');
+                        out.push(b':');
                         uint(out, l.line().into());
                     }
                     (_, None) => {
-                        out.push_str("task ");
+                        out.extend_from_slice(b"task ");
                         uint(out, task);
                     }
                 }
             });
-            out.push_str(",\"args\":{\"runtime\":");
+            out.extend_from_slice(b",\"args\":{\"runtime\":");
             uint(out, self.runtime.into());
-            out.push_str(",\"task\":");
+            out.extend_from_slice(b",\"task\":");
             uint(out, task);
-            out.push_str(",\"wake\":");
+            out.extend_from_slice(b",\"wake\":");
             uint(out, start.wake.into());
-            out.push_str(",\"outcome\":\"");
-            out.push_str(outcome);
-            out.push_str("\",\"spawned_at\":");
+            out.extend_from_slice(b",\"outcome\":\"");
+            out.extend_from_slice(outcome.as_bytes());
+            out.extend_from_slice(b"\",\"spawned_at\":");
             location_str(out, start.location);
-            out.push_str("}},\n");
+            out.extend_from_slice(b"}},\n");
             // The first poll of the `block_on` future answers no wake: it has no arrow.
             if task != 0 || start.wake != 0 {
-                header.flow(out, 'f', flow_id(self.runtime, task, start.wake), start.ns);
+                header.flow(out, b'f', flow_id(start.flow, start.wake), start.ns);
             }
         });
+    }
+
+    /// The run that began at `start` was no poll (the task was running elsewhere, or complete):
+    /// nothing to record.
+    pub(crate) fn skipped(&self, start: PollStart) {
+        set_polling(start.outer);
     }
 
     /// Nanoseconds since the file's start, to begin a slice.
@@ -708,14 +925,14 @@ impl RuntimeFile {
         let end = self.file.now();
         self.file.record(start, |out, header| {
             header.slice(out, "epoll_wait", "epoll", start, end);
-            out.push_str(",\"args\":{\"events\":");
+            out.extend_from_slice(b",\"args\":{\"events\":");
             uint(out, events as u64);
-            out.push_str(",\"timeout_ms\":");
+            out.extend_from_slice(b",\"timeout_ms\":");
             match timeout_ms {
                 Some(ms) => uint(out, u64::try_from(ms).unwrap_or(u64::MAX)),
-                None => out.push_str("null"),
+                None => out.extend_from_slice(b"null"),
             }
-            out.push_str("}},\n");
+            out.extend_from_slice(b"}},\n");
         });
     }
 
@@ -724,7 +941,9 @@ impl RuntimeFile {
         let end = self.file.now();
         self.file.record(start, |out, header| {
             header.slice(out, "timers", "timer", start, end);
-            let _ = writeln!(out, ",\"args\":{{\"fired\":{fired}}}}},");
+            out.extend_from_slice(b",\"args\":{\"fired\":");
+            uint(out, fired as u64);
+            out.extend_from_slice(b"}},\n");
         });
     }
 
@@ -733,24 +952,43 @@ impl RuntimeFile {
         let ns = self.file.now();
         self.file.record(ns, |out, header| {
             header.instant(out, "steal", "steal", ns);
-            let _ = writeln!(
-                out,
-                ",\"args\":{{\"from_worker\":{victim},\"tasks\":{tasks}}}}},"
-            );
+            out.extend_from_slice(b",\"args\":{\"from_worker\":");
+            uint(out, victim as u64);
+            out.extend_from_slice(b",\"tasks\":");
+            uint(out, tasks.into());
+            out.extend_from_slice(b"}},\n");
         });
     }
 
     /// This thread's track ends (its worker or blocking thread exits, or its current-thread
-    /// runtime is dropped): a `thread end`, and the buffer written out.
+    /// runtime is dropped): a `thread end`, and the buffer written out. A runtime's thread that
+    /// recorded nothing (a worker that never found work) still gets its track, from when the
+    /// runtime made it its own to now.
     pub(crate) fn end_thread(&self) {
+        self.end_track(false);
+    }
+
+    /// A current-thread runtime is dropped: [`end_thread`](Self::end_thread), unless the thread
+    /// belongs to another runtime (a blocking thread that ran a `block_on`), whose track goes on.
+    pub(crate) fn leave_thread(&self) {
+        self.end_track(true);
+    }
+
+    /// Ends this thread's track, unless `unless_owned` and a runtime owns the thread; writes its
+    /// buffer out.
+    fn end_track(&self, unless_owned: bool) {
         let open = THREAD
-            .try_with(|log| log.try_borrow().is_ok_and(|log| log.open))
+            .try_with(|log| {
+                log.try_borrow().is_ok_and(|log| {
+                    (log.open || log.since.is_some()) && !(unless_owned && log.buffered)
+                })
+            })
             .unwrap_or(false);
         if open {
             let ns = self.file.now();
             self.file.record(ns, |out, header| {
                 header.instant(out, "thread end", "thread", ns);
-                out.push_str("},\n");
+                out.extend_from_slice(b"},\n");
             });
             let _ = THREAD.try_with(|log| {
                 if let Ok(mut log) = log.try_borrow_mut() {
@@ -761,30 +999,30 @@ impl RuntimeFile {
         flush_thread();
     }
 
-    /// The runtime is dropped: writes this thread's records and, if it was the last runtime
-    /// using the file, closes it.
+    /// The runtime is dropped (or its build failed): writes this thread's records and, if it
+    /// was the last runtime using the file, closes it.
     pub(crate) fn detach(&self) {
         flush_thread();
-        self.file
-            .tasks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.tasks()
             .retain(|&key, _| key >> 40 != u64::from(self.runtime));
         let mut out = self.file.lock();
         out.users -= 1;
         if out.users == 0 && !out.closed && !self.file.stopped.load(Ordering::Relaxed) {
-            self.file.close(&mut out);
+            if let Err(err) = self.file.close(&mut out) {
+                self.file.failed(&mut out, &err);
+            }
         }
     }
 }
 
-/// Notes the task this thread is polling (0: none).
-fn set_polling(task: u64) {
-    let _ = THREAD.try_with(|log| {
-        if let Ok(mut log) = log.try_borrow_mut() {
-            log.polling = task;
-        }
-    });
+/// Notes the task this thread is polling (`None`: none); returns the one it noted before.
+fn set_polling(polling: Option<(u32, u64)>) -> Option<(u32, u64)> {
+    THREAD
+        .try_with(|log| {
+            log.try_borrow_mut()
+                .map_or(None, |mut log| std::mem::replace(&mut log.polling, polling))
+        })
+        .unwrap_or(None)
 }
 
 /// Writes this thread's buffered records to their file: at a park, and when a runtime is dropped.
@@ -796,24 +1034,31 @@ pub(crate) fn flush_thread() {
     });
 }
 
-/// Names this thread's track (`worker 0`, `blocking`, ...), and says whether its records are
-/// buffered until it parks (a runtime's own thread) or written at once.
-pub(crate) fn set_thread(name: Option<String>, buffered: bool) {
-    let _ = THREAD.try_with(|log| {
-        if let Ok(mut log) = log.try_borrow_mut() {
+/// Names this thread's track (`worker 0`, `blocking`, ...) unless a runtime named it already
+/// (a blocking thread that runs a `block_on` stays `blocking`), and says whether its records are
+/// buffered until it parks (a runtime's own thread) or written at once. Returns whether they
+/// were buffered before, to put back.
+pub(crate) fn set_thread(name: Option<String>, buffered: bool) -> bool {
+    THREAD
+        .try_with(|log| {
+            let Ok(mut log) = log.try_borrow_mut() else {
+                return false;
+            };
             if !buffered {
                 log.flush();
             }
-            log.buffered = buffered;
-            if buffered && !log.open {
+            let before = std::mem::replace(&mut log.buffered, buffered);
+            if buffered && !log.open && log.since.is_none() {
+                // The track begins when the first runtime made the thread its own.
                 log.since = Some(Instant::now());
             }
-            if name.is_some() && log.name != name {
+            if name.is_some() && log.name.is_none() {
                 log.name = name;
                 log.named = false;
             }
-        }
-    });
+            before
+        })
+        .unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -822,42 +1067,103 @@ mod tests {
 
     #[test]
     fn strings_are_escaped_for_json_and_plain_ones_copied_as_they_are() {
-        let mut out = String::new();
+        let mut out = Vec::new();
         json_str(&mut out, "plain/path.rs");
-        assert_eq!(out, r#""plain/path.rs""#);
+        assert_eq!(String::from_utf8_lossy(&out), r#""plain/path.rs""#);
 
         out.clear();
         json_str(&mut out, "a \"quoted\" \\ name\n\twith \u{1} and é");
-        assert_eq!(out, r#""a \"quoted\" \\ name\n\twith \u0001 and é""#);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            r#""a \"quoted\" \\ name\n\twith \u0001 and é""#
+        );
     }
 
     #[test]
     fn a_location_is_a_json_string_of_file_line_and_column() {
         let here = Location::caller();
-        let mut out = String::new();
+        let mut out = Vec::new();
         location_str(&mut out, Some(here));
         assert_eq!(
-            out,
+            String::from_utf8_lossy(&out),
             format!("\"{}:{}:{}\"", here.file(), here.line(), here.column())
         );
         out.clear();
         location_str(&mut out, None);
-        assert_eq!(out, "null");
+        assert_eq!(String::from_utf8_lossy(&out), "null");
+    }
+
+    #[test]
+    fn a_pid_in_the_path_becomes_the_process_id() {
+        let pid = std::process::id();
+        assert_eq!(
+            with_pid(Path::new("/tmp/t-{pid}.json")),
+            PathBuf::from(format!("/tmp/t-{pid}.json"))
+        );
+        assert_eq!(
+            with_pid(Path::new("{pid}/{pid}")),
+            PathBuf::from(format!("{pid}/{pid}"))
+        );
+        assert_eq!(with_pid(Path::new("t.json")), PathBuf::from("t.json"));
+        assert_eq!(
+            with_pid(Path::new("{pi}d.json")),
+            PathBuf::from("{pi}d.json")
+        );
+    }
+
+    #[test]
+    fn arrow_ids_of_block_on_calls_and_tasks_never_meet_and_stay_below_2_pow_53() {
+        let most = flow_id(flow_base(u32::MAX, u64::MAX, true), u32::MAX);
+        assert!(most < 1 << 53, "{most}");
+        for runtime in [1, 2, 31] {
+            for number in [0, 1, 7, 0x7F_FFFF] {
+                let task = flow_base(runtime, number, false);
+                let call = flow_base(runtime, number, true);
+                assert_ne!(flow_id(task, 1), flow_id(call, 1));
+            }
+        }
+        assert_ne!(flow_base(1, 5, false), flow_base(2, 5, false));
+    }
+
+    #[test]
+    fn threads_that_race_past_the_size_cap_write_the_last_event_once_and_close_the_file() {
+        let path =
+            std::env::temp_dir().join(format!("ripple-cap-race-{}.json", std::process::id()));
+        let mut file = TraceFile::create(&path).expect("a trace file in the temporary folder");
+        Arc::get_mut(&mut file).expect("not shared yet").max_bytes = 16 * 1024;
+        let record = format!("{{\"ph\":\"i\",\"name\":\"{}\"}},\n", "x".repeat(80));
+        let barrier = std::sync::Barrier::new(8);
+        std::thread::scope(|scope| {
+            for _ in 0..8 {
+                scope.spawn(|| {
+                    barrier.wait();
+                    for _ in 0..100 {
+                        file.write(record.as_bytes());
+                    }
+                });
+            }
+        });
+        assert!(file.lock().file.is_none(), "the capped file is closed");
+        let text = std::fs::read_to_string(&path).expect("the trace");
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(text.matches("trace stopped").count(), 1, "{text}");
+        assert!(text.ends_with("}},\n"), "ends with the last event, whole");
+        assert!(text.len() <= 16 * 1024 + 200, "{} bytes", text.len());
     }
 
     #[test]
     fn numbers_and_timestamps_are_written_in_decimal() {
-        let mut out = String::new();
-        for n in [0, 7, 10, 1_234_567, u64::MAX] {
+        let mut out = Vec::new();
+        for n in [0, 7, 9, 10, 42, 99, 100, 101, 1_000, 1_234_567, u64::MAX] {
             out.clear();
             uint(&mut out, n);
-            assert_eq!(out, n.to_string());
+            assert_eq!(String::from_utf8_lossy(&out), n.to_string());
         }
         out.clear();
         ts(&mut out, 12_345_067);
-        assert_eq!(out, "12345.067");
+        assert_eq!(String::from_utf8_lossy(&out), "12345.067");
         out.clear();
         ts(&mut out, 5);
-        assert_eq!(out, "0.005");
+        assert_eq!(String::from_utf8_lossy(&out), "0.005");
     }
 }

@@ -253,9 +253,10 @@ impl Worker {
         let id = task.id();
         let started = self.shared.trace.poll_started(id);
         let outcome = self.poll_counted(task);
-        if outcome != RunOutcome::Skipped {
-            let trace = &self.shared.trace;
-            trace.polled(id, started, outcome.name(), outcome.is_final());
+        let trace = &self.shared.trace;
+        match outcome {
+            RunOutcome::Skipped => trace.skipped(started),
+            _ => trace.polled(id, started, outcome.name(), outcome.is_final()),
         }
     }
 
