@@ -91,14 +91,20 @@ impl Tracer {
     /// A poll of task `id` (0: the `block_on` future) begins.
     #[cold]
     #[inline(never)]
-    pub(crate) fn poll_started(&self, id: u64) -> Option<PollStart> {
+    pub(crate) fn poll_started(&self, id: u64) -> Option<PollStart<'_>> {
         self.file.as_ref().map(|file| file.poll_started(id))
     }
 
     /// The poll that began with `start` returned `outcome`; `finished` if the task completed.
     #[cold]
     #[inline(never)]
-    pub(crate) fn polled(&self, id: u64, start: Option<PollStart>, outcome: &str, finished: bool) {
+    pub(crate) fn polled(
+        &self,
+        id: u64,
+        start: Option<PollStart<'_>>,
+        outcome: &str,
+        finished: bool,
+    ) {
         if self.print && id != 0 {
             trace(format_args!("task {id} polled -> {outcome}"));
         }
@@ -111,7 +117,7 @@ impl Tracer {
     /// or complete): nothing is recorded.
     #[cold]
     #[inline(never)]
-    pub(crate) fn skipped(&self, start: Option<PollStart>) {
+    pub(crate) fn skipped(&self, start: Option<PollStart<'_>>) {
         if let (Some(file), Some(start)) = (&self.file, start) {
             file.skipped(start);
         }

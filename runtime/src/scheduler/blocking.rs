@@ -281,7 +281,9 @@ impl Inner {
         }
         // The thread's last records go out before it stops being counted: the runtime's drop
         // waits for the count to reach zero, then closes the trace file. (Under the lock, so
-        // that no spawn counts on this thread meanwhile; the trace never takes this lock.)
+        // that no spawn counts on this thread meanwhile; the trace never takes this lock. With
+        // the trace file on, that is one small write under the pool's lock: a slow disk holds up
+        // `spawn_blocking` callers for as long.)
         self.trace.end_thread();
         state.threads -= 1;
         drop(state);

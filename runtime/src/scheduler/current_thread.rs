@@ -174,9 +174,38 @@ impl Schedule for Arc<Shared> {
         });
     }
 
+    fn reschedule(&self, task: TaskRef) {
+        with_current(|current| match current {
+            Some(scheduler) if self.is(scheduler) => scheduler.push_rescheduled(task),
+            _ => {
+                self.counters.woken_remotely();
+                self.push_remote(task)
+            }
+        });
+    }
+
     #[inline]
     fn is_local(&self) -> bool {
         with_current(|current| current.is_some_and(|scheduler| self.is(scheduler)))
+    }
+
+    #[inline]
+    fn reschedule_local(task: TaskRef) {
+        with_current(|current| {
+            current
+                .expect("reschedule_local is called only where is_local holds")
+                .push_rescheduled(task)
+        });
+    }
+
+    fn woken_while_running(&self, task: &dyn Runnable) {
+        if self.trace.on {
+            let by = with_current(|current| match current {
+                Some(scheduler) if self.is(scheduler) => scheduler.core.counters.waking().name(),
+                _ => "thread",
+            });
+            self.trace.woken(task.id(), by);
+        }
     }
 
     #[inline]
@@ -201,6 +230,18 @@ impl Schedule for Arc<Shared> {
 /// if it sleeps in epoll), because that future is polled by the loop itself, not queued.
 impl ArcWake for Shared {
     fn wake_by_ref(arc_self: &Arc<Self>) {
+        if arc_self.trace.on && !arc_self.main_woken.load(Ordering::Acquire) {
+            // The trace numbers the wake before the flag goes up, so that the poll the flag
+            // lets in answers this wake. (Two wakers racing here both number a wake; the poll
+            // answers the later, and the earlier's arrow points nowhere.)
+            let by = with_current(|current| match current {
+                Some(scheduler) if arc_self.is(scheduler) => {
+                    scheduler.core.counters.waking().name()
+                }
+                _ => "thread",
+            });
+            arc_self.trace.woken(0, by);
+        }
         if arc_self.main_woken.swap(true, Ordering::AcqRel) {
             // Already woken and not yet polled: one poll serves both wakes, and whoever raised
             // the flag first also woke the thread if it had to (the scheduler's own thread,
@@ -211,15 +252,9 @@ impl ArcWake for Shared {
             Some(scheduler) if arc_self.is(scheduler) => {
                 let source = scheduler.core.counters.waking();
                 scheduler.core.counters.woken_by(source);
-                if arc_self.trace.on {
-                    arc_self.trace.woken(0, source.name());
-                }
             }
             _ => {
                 arc_self.counters.woken_remotely();
-                if arc_self.trace.on {
-                    arc_self.trace.woken(0, "thread");
-                }
                 // The thread may be blocked in epoll: wake it.
                 arc_self.driver.unpark();
             }
@@ -298,6 +333,15 @@ impl CurrentThread {
         if self.core.trace.on {
             self.core.trace.woken(task.id(), source.name());
         }
+        self.core.run_queue.borrow_mut().push_back(task)
+    }
+
+    /// Queues a task that was woken while it ran, now that its poll is over. The wake was
+    /// traced when it happened ([`Schedule::woken_while_running`](crate::task_core::Schedule::woken_while_running)); it is counted here.
+    #[inline]
+    fn push_rescheduled(&self, task: TaskRef) {
+        let source = self.core.counters.waking();
+        self.core.counters.woken_by(source);
         self.core.run_queue.borrow_mut().push_back(task)
     }
 

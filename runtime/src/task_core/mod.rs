@@ -66,6 +66,12 @@ pub(crate) trait Schedule: Send + Sync + 'static {
     }
     /// `task` has completed, on whichever thread ran it: forget it.
     fn release(&self, task: &dyn Runnable);
+    /// `task` was woken while it ran, on the calling thread (itself, as `yield_now` does) or on
+    /// another: its runner queues it once the poll is over ([`Schedule::reschedule`]). Only the
+    /// trace cares who woke it, and when, so by default nothing happens.
+    fn woken_while_running(&self, task: &dyn Runnable) {
+        let _ = task;
+    }
 }
 
 /// The scheduler-facing side of a task, with its future type erased.
@@ -344,30 +350,47 @@ where
     /// The reactor's and the timers' wake: they own a waker and give it up. On the runtime's
     /// own thread the reference moves straight into the run queue, with no count to bump.
     fn wake(self: Arc<Self>) {
-        if transition_to_scheduled(&self.state) {
-            if self.scheduler.is_local() {
-                S::schedule_local(self);
-            } else {
-                // Another thread: `schedule` borrows the scheduler inside this task while the
-                // queued reference may already be running (and dropped) on the runtime's
-                // thread, so queue a clone and drop ours afterwards.
-                self.scheduler.schedule(self.clone());
-            }
+        match transition_to_scheduled(&self.state) {
+            Woken::Queue if self.scheduler.is_local() => S::schedule_local(self),
+            // Another thread: `schedule` borrows the scheduler inside this task while the
+            // queued reference may already be running (and dropped) on the runtime's thread,
+            // so queue a clone and drop ours afterwards.
+            Woken::Queue => self.scheduler.schedule(self.clone()),
+            Woken::Running => self.scheduler.woken_while_running(&*self),
+            Woken::Already => {}
         }
     }
 
     fn wake_by_ref(arc_self: &Arc<Self>) {
-        if transition_to_scheduled(&arc_self.state) {
-            arc_self.scheduler.schedule(arc_self.clone());
+        match transition_to_scheduled(&arc_self.state) {
+            Woken::Queue => arc_self.scheduler.schedule(arc_self.clone()),
+            Woken::Running => arc_self.scheduler.woken_while_running(&**arc_self),
+            Woken::Already => {}
         }
     }
 }
 
-/// Marks the task scheduled; returns whether the caller must queue it. A task that is already
-/// queued, running (its runner re-queues it) or complete is not queued again.
-fn transition_to_scheduled(state: &AtomicUsize) -> bool {
+/// What a wake must do, from [`transition_to_scheduled`].
+enum Woken {
+    /// Queue the task.
+    Queue,
+    /// Nothing: the task is running, and its runner queues it after the poll. (The first
+    /// wake of this poll; the scheduler may note it.)
+    Running,
+    /// Nothing: the task is queued already, was already woken during this poll, or is complete.
+    Already,
+}
+
+/// Marks the task scheduled and says what the waker must do. A task that is already queued,
+/// running (its runner re-queues it) or complete is not queued again.
+#[inline]
+fn transition_to_scheduled(state: &AtomicUsize) -> Woken {
     let prev = state.fetch_or(SCHEDULED, Ordering::AcqRel);
-    prev & (SCHEDULED | RUNNING | COMPLETE) == 0
+    match prev & (SCHEDULED | RUNNING | COMPLETE) {
+        0 => Woken::Queue,
+        RUNNING => Woken::Running,
+        _ => Woken::Already,
+    }
 }
 
 impl<F, S> Join<F::Output> for Task<F, S>

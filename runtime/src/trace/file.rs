@@ -5,7 +5,9 @@
 //!
 //! The file is a JSON array written one record per line: `[`, then each event object followed by
 //! a comma. The format lets a reader do without the closing `]`, so the file can be opened at
-//! any moment, and a process that crashes keeps every record it wrote. When the last runtime that
+//! any moment, and a process that crashes keeps the records it wrote: every one whole, except
+//! that a kill in the middle of a long write can cut the last line (Linux stops a write between
+//! pages for a fatal signal), which a reader drops. When the last runtime that
 //! uses the file is dropped, a closing event and the `]` make it strict JSON; a runtime that opens
 //! the file again after that takes the `]` away and goes on.
 //!
@@ -49,7 +51,7 @@
 //! | `task N FILE:LINE`, `task N`, `block_on` | `X` | `task` | one poll of task N, spawned at FILE:LINE (`task N` if the trace does not know where; `block_on` for the future given to `block_on`) | `runtime`, `task` (0 for `block_on`), `wake` (the wake it answers; 0 for the first poll), `outcome` (`pending`, `ready`, `panicked`, `cancelled`), `spawned_at` (`"FILE:LINE:COLUMN"`, or `null` if unknown) |
 //! | `spawn` | `X` | `task` | task N spawned: 1 ns holding the start of the arrow to its first poll | `runtime`, `task`, `spawned_at` |
 //! | `wake` | `X` | `task` | task N woken: 1 ns holding the start of the arrow to the poll it causes | `runtime`, `task` (0 for the `block_on` future), `wake` (1, 2, ... per task), `by` (`reactor`, `timer`, `task`, `block_on`, `thread`, `shutdown`, or `rescheduled`: the task woke itself while it was polled, as `yield_now` does), `by_task` (when `by` is `task`: the task being polled) |
-//! | `wake` | `s`, `f` | `task` | the arrow from a spawn or a wake (`s`) to the poll it caused (`f`); `id`: the runtime (5 bits), then a bit that is 1 for a `block_on` call, the task or the `block_on` call's number (23 bits) and the wake number (24 bits), packed into one integer below 2^53 | - |
+//! | `wake` | `s`, `f` | `task` | the arrow from a spawn or a wake (`s`) to the poll it caused (`f`); `id`: the number the file gives each task and each `block_on` call in turn, across runtimes (29 bits), then the wake number (24 bits; 0 for the spawn), packed into one integer below 2^53 | - |
 //! | `epoll_wait` | `X` | `epoll` | one `epoll_wait` | `events`, `timeout_ms` (`null`: none) |
 //! | `timers` | `X` | `timer` | firing due timers | `fired` |
 //! | `steal` | `i` | `steal` | a worker took tasks from a sibling | `from_worker`, `tasks` |
@@ -66,7 +68,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
 use std::panic::Location;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError};
 use std::time::Instant;
 
@@ -102,8 +104,9 @@ pub(crate) struct TraceFile {
     tasks: Mutex<HashMap<u64, TaskInfo>>,
     /// Runtimes that have used the file so far, for numbering the next one.
     runtimes: AtomicU32,
-    /// `block_on` calls traced so far, for numbering the next one's arrows.
-    block_ons: AtomicU32,
+    /// Tasks and `block_on` calls given arrows so far, for numbering the next one's: see
+    /// [`flow_base`].
+    arrows: AtomicU64,
 }
 
 /// What [`TraceFile::out`] protects.
@@ -133,13 +136,12 @@ struct TaskInfo {
 }
 
 impl TaskInfo {
-    /// A task of runtime `runtime` that the trace has not seen spawned.
-    fn unknown(runtime: u32, task: u64) -> TaskInfo {
+    /// A task (or `block_on` future) that the trace has not seen spawned, with arrows of its own.
+    fn unknown(file: &TraceFile) -> TaskInfo {
         TaskInfo {
             location: None,
             wakes: 0,
-            // Task 0 is the `block_on` future; call 0 stands for a wake outside any call.
-            flow: flow_base(runtime, task, task == 0),
+            flow: file.next_flow(),
         }
     }
 }
@@ -153,9 +155,16 @@ pub(crate) struct RuntimeFile {
     runtime: u32,
 }
 
-/// A poll that has begun, for [`RuntimeFile::polled`].
+/// A poll that has begun, for [`RuntimeFile::polled`]. Dropped without being given to `polled`
+/// or `skipped`, which only a panic that escapes the poll does (a `block_on` future's, or a
+/// blocking task's output's destructor), it records the poll as `panicked`: the slice and its
+/// arrow are not lost, and the thread no longer counts as polling the task.
 #[derive(Debug)]
-pub(crate) struct PollStart {
+pub(crate) struct PollStart<'a> {
+    /// The runtime's file.
+    file: &'a RuntimeFile,
+    /// Whether the poll is yet to be recorded.
+    open: bool,
     /// The task (0: the `block_on` future).
     task: u64,
     /// Its wake number: which wake this poll answers.
@@ -169,6 +178,15 @@ pub(crate) struct PollStart {
     /// The poll this one interrupts on this thread (a blocking task that runs a `block_on`),
     /// given back when it ends.
     outer: Option<(u32, u64)>,
+}
+
+impl Drop for PollStart<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            let file = self.file;
+            file.finish_poll(self, "panicked", true);
+        }
+    }
 }
 
 /// The files of this process, and the paths that could not be opened (said once each).
@@ -258,13 +276,14 @@ fn task_key(runtime: u32, task: u64) -> u64 {
     (u64::from(runtime) << 40) | task
 }
 
-/// The ids of the arrows of task `number` of runtime `runtime` (or, if `block_on`, of its
-/// `block_on` call `number`), without the wake number: the runtime (5 bits), whether it is a
-/// `block_on` call (1 bit), the number (23 bits), and 24 bits left for the wake. So every id is
-/// below 2^53, which every JSON reader keeps exact, and a `block_on` call's arrows never take a
-/// task's ids.
-fn flow_base(runtime: u32, number: u64, block_on: bool) -> u64 {
-    (u64::from(runtime & 0x1F) << 48) | (u64::from(block_on) << 47) | ((number & 0x7F_FFFF) << 24)
+/// The ids of the arrows of the `number`th task or `block_on` call that the file has seen (of
+/// any runtime: the file numbers them all in one sequence), without the wake number: the number
+/// in 29 bits, and 24 bits below it for the wake. So every id is below 2^53, which every JSON
+/// reader keeps exact, and two tasks' arrows meet only after 2^29 (536 million) tasks, or a task
+/// woken 2^24 (16 million) times; a task's number is not its id, which starts again at 1 in
+/// each runtime.
+fn flow_base(number: u64) -> u64 {
+    (number & 0x1FFF_FFFF) << 24
 }
 
 /// The id of the arrow from wake `wake` (0: the spawn) to the poll it caused.
@@ -384,7 +403,7 @@ impl TraceFile {
             stopped: AtomicBool::new(false),
             tasks: Mutex::new(HashMap::new()),
             runtimes: AtomicU32::new(0),
-            block_ons: AtomicU32::new(0),
+            arrows: AtomicU64::new(0),
         }))
     }
 
@@ -392,6 +411,11 @@ impl TraceFile {
     /// back if it fails), so a poisoned lock is taken as it is.
     fn lock(&self) -> MutexGuard<'_, Out> {
         self.out.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The arrow ids of the next task or `block_on` call: [`flow_base`].
+    fn next_flow(&self) -> u64 {
+        flow_base(self.arrows.fetch_add(1, Ordering::Relaxed) + 1)
     }
 
     /// Nanoseconds since the file's start.
@@ -765,7 +789,7 @@ impl RuntimeFile {
 
     /// Records that `task` was spawned at `location`: where its first poll's arrow starts.
     pub(crate) fn spawned(&self, task: u64, location: &'static Location<'static>) {
-        let flow = flow_base(self.runtime, task, false);
+        let flow = self.file.next_flow();
         self.tasks().insert(
             task_key(self.runtime, task),
             TaskInfo {
@@ -791,13 +815,12 @@ impl RuntimeFile {
     /// A call of `block_on` begins: its future (task 0) gets arrows of its own, numbered apart
     /// from every other call's, of this runtime or another.
     pub(crate) fn block_on_started(&self) {
-        let call = self.file.block_ons.fetch_add(1, Ordering::Relaxed) + 1;
         self.tasks().insert(
             task_key(self.runtime, 0),
             TaskInfo {
                 location: None,
                 wakes: 0,
-                flow: flow_base(self.runtime, call.into(), true),
+                flow: self.file.next_flow(),
             },
         );
     }
@@ -810,7 +833,7 @@ impl RuntimeFile {
             let mut tasks = self.tasks();
             let info = tasks
                 .entry(key)
-                .or_insert_with(|| TaskInfo::unknown(self.runtime, task));
+                .or_insert_with(|| TaskInfo::unknown(&self.file));
             info.wakes = info.wakes.wrapping_add(1);
             (info.wakes, info.flow)
         };
@@ -847,14 +870,15 @@ impl RuntimeFile {
     }
 
     /// A poll of `task` (0: the `block_on` future) begins.
-    pub(crate) fn poll_started(&self, task: u64) -> PollStart {
-        let info = self
+    pub(crate) fn poll_started(&self, task: u64) -> PollStart<'_> {
+        let info = *self
             .tasks()
-            .get(&task_key(self.runtime, task))
-            .copied()
-            .unwrap_or_else(|| TaskInfo::unknown(self.runtime, task));
+            .entry(task_key(self.runtime, task))
+            .or_insert_with(|| TaskInfo::unknown(&self.file));
         let outer = set_polling(Some((self.runtime, task)));
         PollStart {
+            file: self,
+            open: true,
             task,
             wake: info.wakes,
             flow: info.flow,
@@ -866,7 +890,15 @@ impl RuntimeFile {
 
     /// The poll that began at `start` returned `outcome`; `finished` if the task is complete
     /// (it is then forgotten).
-    pub(crate) fn polled(&self, start: PollStart, outcome: &str, finished: bool) {
+    pub(crate) fn polled(&self, mut start: PollStart<'_>, outcome: &str, finished: bool) {
+        self.finish_poll(&mut start, outcome, finished);
+    }
+
+    /// Records the poll that began at `start`, once.
+    fn finish_poll(&self, start: &mut PollStart<'_>, outcome: &str, finished: bool) {
+        if !std::mem::replace(&mut start.open, false) {
+            return;
+        }
         let end = self.file.now();
         set_polling(start.outer);
         let task = start.task;
@@ -911,7 +943,8 @@ impl RuntimeFile {
 
     /// The run that began at `start` was no poll (the task was running elsewhere, or complete):
     /// nothing to record.
-    pub(crate) fn skipped(&self, start: PollStart) {
+    pub(crate) fn skipped(&self, mut start: PollStart<'_>) {
+        start.open = false;
         set_polling(start.outer);
     }
 
@@ -1112,17 +1145,15 @@ mod tests {
     }
 
     #[test]
-    fn arrow_ids_of_block_on_calls_and_tasks_never_meet_and_stay_below_2_pow_53() {
-        let most = flow_id(flow_base(u32::MAX, u64::MAX, true), u32::MAX);
+    fn arrow_ids_stay_below_2_pow_53_and_two_numbers_never_share_one() {
+        let most = flow_id(flow_base(u64::MAX), u32::MAX);
         assert!(most < 1 << 53, "{most}");
-        for runtime in [1, 2, 31] {
-            for number in [0, 1, 7, 0x7F_FFFF] {
-                let task = flow_base(runtime, number, false);
-                let call = flow_base(runtime, number, true);
-                assert_ne!(flow_id(task, 1), flow_id(call, 1));
+        let mut ids = std::collections::HashSet::new();
+        for number in [1, 2, 33, 0x1FFF_FFFF] {
+            for wake in [0, 1, 0xFF_FFFF] {
+                assert!(ids.insert(flow_id(flow_base(number), wake)));
             }
         }
-        assert_ne!(flow_base(1, 5, false), flow_base(2, 5, false));
     }
 
     #[test]

@@ -359,7 +359,11 @@ impl Schedule for Arc<Shared> {
             // A task that was woken while it ran (a yield, say) goes behind the others, not
             // into the LIFO slot, where it would run again at once.
             Some(worker) if worker.is_of(self) => worker.push_woken_back(task),
-            _ => self.schedule(task),
+            // (Its wake was traced when it happened: `woken_while_running`.)
+            _ => {
+                self.counters.woken_remotely();
+                self.push_remote(task)
+            }
         });
     }
 
@@ -384,6 +388,16 @@ impl Schedule for Arc<Shared> {
                 .expect("reschedule_local is called only where is_local holds")
                 .push_woken_back(task)
         });
+    }
+
+    fn woken_while_running(&self, task: &dyn Runnable) {
+        if self.trace.on {
+            let by = with_worker(|worker| match worker {
+                Some(worker) if worker.is_of(self) => worker.waking_source().name(),
+                _ => "thread",
+            });
+            self.trace.woken(task.id(), by);
+        }
     }
 
     fn release(&self, task: &dyn Runnable) {

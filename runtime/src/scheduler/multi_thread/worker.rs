@@ -301,12 +301,18 @@ impl Worker {
         self.push_woken_where(task, false);
     }
 
+    /// What this worker is doing, as the source of a wake it makes.
+    pub(crate) fn waking_source(&self) -> WakeSource {
+        self.counters.waking()
+    }
+
     /// Counts (and traces) a wake, then queues the task: into the LIFO slot if `lifo` allows it
-    /// and a task woke it, else at the back of the queue.
+    /// and a task woke it, else at the back of the queue. A task woken while it ran (`lifo`
+    /// false) had its wake traced when it happened ([`Schedule::woken_while_running`](crate::task_core::Schedule::woken_while_running)).
     fn push_woken_where(&self, task: TaskRef, lifo: bool) {
         let source = self.counters.waking();
         self.counters.woken_by(source);
-        if self.shared.trace.on {
+        if lifo && self.shared.trace.on {
             self.shared.trace.woken(task.id(), source.name());
         }
         match source {
