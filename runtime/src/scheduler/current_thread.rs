@@ -15,7 +15,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe, Location};
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::ptr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -174,6 +174,9 @@ impl Schedule for Arc<Shared> {
         });
     }
 
+    // Only `reschedule_local` is on the way of a yield: tasks run on the runtime's own thread.
+    #[cold]
+    #[inline(never)]
     fn reschedule(&self, task: TaskRef) {
         with_current(|current| match current {
             Some(scheduler) if self.is(scheduler) => scheduler.push_rescheduled(task),
@@ -189,7 +192,9 @@ impl Schedule for Arc<Shared> {
         with_current(|current| current.is_some_and(|scheduler| self.is(scheduler)))
     }
 
-    #[inline]
+    // Not inlined: inside `Task::run` it would cost every poll a few register saves, for the
+    // sake of the polls that yield.
+    #[inline(never)]
     fn reschedule_local(task: TaskRef) {
         with_current(|current| {
             current
@@ -198,6 +203,10 @@ impl Schedule for Arc<Shared> {
         });
     }
 
+    // Cold: a task woken during its own poll is the rare case of a wake (a yield, say), and
+    // only the trace has anything to do here.
+    #[cold]
+    #[inline(never)]
     fn woken_while_running(&self, task: &dyn Runnable) {
         if self.trace.on {
             let by = with_current(|current| match current {
@@ -230,17 +239,8 @@ impl Schedule for Arc<Shared> {
 /// if it sleeps in epoll), because that future is polled by the loop itself, not queued.
 impl ArcWake for Shared {
     fn wake_by_ref(arc_self: &Arc<Self>) {
-        if arc_self.trace.on && !arc_self.main_woken.load(Ordering::Acquire) {
-            // The trace numbers the wake before the flag goes up, so that the poll the flag
-            // lets in answers this wake. (Two wakers racing here both number a wake; the poll
-            // answers the later, and the earlier's arrow points nowhere.)
-            let by = with_current(|current| match current {
-                Some(scheduler) if arc_self.is(scheduler) => {
-                    scheduler.core.counters.waking().name()
-                }
-                _ => "thread",
-            });
-            arc_self.trace.woken(0, by);
+        if arc_self.trace.on {
+            return arc_self.wake_main_traced();
         }
         if arc_self.main_woken.swap(true, Ordering::AcqRel) {
             // Already woken and not yet polled: one poll serves both wakes, and whoever raised
@@ -248,15 +248,59 @@ impl ArcWake for Shared {
             // which need not, looks at the flag before it parks). So: one wake, counted once.
             return;
         }
+        arc_self.main_wake_counted();
+    }
+}
+
+/// Polls the `block_on` future with the trace on: the poll, recorded (as `panicked` if it
+/// unwinds: the record's guard sees to that).
+#[cold]
+#[inline(never)]
+fn poll_main_traced<F: Future>(
+    trace: &Tracer,
+    future: Pin<&mut F>,
+    cx: &mut Context<'_>,
+) -> Poll<F::Output> {
+    let started = trace.poll_started(0);
+    let polled = coop::with_budget(|| future.poll(cx));
+    let done = polled.is_ready();
+    trace.polled(0, started, if done { "ready" } else { "pending" }, done);
+    polled
+}
+
+impl Shared {
+    /// The `block_on` future's wake with the trace on: the same, but the wake is numbered
+    /// before the flag goes up, so that the poll the flag lets in answers this wake. (Two
+    /// wakers racing here both number a wake; the poll answers the later, and the earlier's
+    /// arrow points nowhere.)
+    #[cold]
+    #[inline(never)]
+    fn wake_main_traced(self: &Arc<Self>) {
+        if self.main_woken.load(Ordering::Acquire) {
+            return;
+        }
+        let by = with_current(|current| match current {
+            Some(scheduler) if self.is(scheduler) => scheduler.core.counters.waking().name(),
+            _ => "thread",
+        });
+        self.trace.woken(0, by);
+        if !self.main_woken.swap(true, Ordering::AcqRel) {
+            self.main_wake_counted();
+        }
+    }
+
+    /// Counts a wake of the `block_on` future that raised its flag, and wakes the thread if
+    /// another thread woke it (it may be blocked in epoll).
+    #[inline]
+    fn main_wake_counted(self: &Arc<Self>) {
         with_current(|current| match current {
-            Some(scheduler) if arc_self.is(scheduler) => {
+            Some(scheduler) if self.is(scheduler) => {
                 let source = scheduler.core.counters.waking();
                 scheduler.core.counters.woken_by(source);
             }
             _ => {
-                arc_self.counters.woken_remotely();
-                // The thread may be blocked in epoll: wake it.
-                arc_self.driver.unpark();
+                self.counters.woken_remotely();
+                self.driver.unpark();
             }
         });
     }
@@ -387,17 +431,11 @@ impl CurrentThread {
             if self.shared.main_woken.swap(false, Ordering::AcqRel) {
                 core.polls_since_park.set(core.polls_since_park.get() + 1);
                 core.counters.set_waking(WakeSource::Main);
-                let started = if core.trace.on {
-                    core.trace.poll_started(0)
+                let polled = if core.trace.on {
+                    poll_main_traced(&core.trace, future.as_mut(), &mut cx)
                 } else {
-                    None
+                    coop::with_budget(|| future.as_mut().poll(&mut cx))
                 };
-                let polled = coop::with_budget(|| future.as_mut().poll(&mut cx));
-                if core.trace.on {
-                    let done = polled.is_ready();
-                    let outcome = if done { "ready" } else { "pending" };
-                    core.trace.polled(0, started, outcome, done);
-                }
                 if let Poll::Ready(output) = polled {
                     core.counters.publish(&self.shared.counters);
                     return output;

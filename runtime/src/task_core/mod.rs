@@ -350,47 +350,57 @@ where
     /// The reactor's and the timers' wake: they own a waker and give it up. On the runtime's
     /// own thread the reference moves straight into the run queue, with no count to bump.
     fn wake(self: Arc<Self>) {
-        match transition_to_scheduled(&self.state) {
-            Woken::Queue if self.scheduler.is_local() => S::schedule_local(self),
-            // Another thread: `schedule` borrows the scheduler inside this task while the
-            // queued reference may already be running (and dropped) on the runtime's thread,
-            // so queue a clone and drop ours afterwards.
-            Woken::Queue => self.scheduler.schedule(self.clone()),
-            Woken::Running => self.scheduler.woken_while_running(&*self),
-            Woken::Already => {}
+        let prev = self.state.fetch_or(SCHEDULED, Ordering::AcqRel);
+        if must_queue(prev) {
+            if self.scheduler.is_local() {
+                S::schedule_local(self);
+            } else {
+                // Another thread: `schedule` borrows the scheduler inside this task while the
+                // queued reference may already be running (and dropped) on the runtime's
+                // thread, so queue a clone and drop ours afterwards.
+                self.scheduler.schedule(self.clone());
+            }
+        } else if first_wake_while_running(prev) {
+            woken_while_running(&*self);
         }
     }
 
     fn wake_by_ref(arc_self: &Arc<Self>) {
-        match transition_to_scheduled(&arc_self.state) {
-            Woken::Queue => arc_self.scheduler.schedule(arc_self.clone()),
-            Woken::Running => arc_self.scheduler.woken_while_running(&**arc_self),
-            Woken::Already => {}
+        let prev = arc_self.state.fetch_or(SCHEDULED, Ordering::AcqRel);
+        if must_queue(prev) {
+            arc_self.scheduler.schedule(arc_self.clone());
+        } else if first_wake_while_running(prev) {
+            woken_while_running(&**arc_self);
         }
     }
 }
 
-/// What a wake must do, from [`transition_to_scheduled`].
-enum Woken {
-    /// Queue the task.
-    Queue,
-    /// Nothing: the task is running, and its runner queues it after the poll. (The first
-    /// wake of this poll; the scheduler may note it.)
-    Running,
-    /// Nothing: the task is queued already, was already woken during this poll, or is complete.
-    Already,
+// A wake marks the task scheduled (`fetch_or(SCHEDULED)`), then looks at what the state was.
+
+/// Whether the waker must queue the task: it was not queued, running (its runner re-queues it
+/// after the poll) or complete.
+#[inline(always)]
+fn must_queue(prev: usize) -> bool {
+    prev & (SCHEDULED | RUNNING | COMPLETE) == 0
 }
 
-/// Marks the task scheduled and says what the waker must do. A task that is already queued,
-/// running (its runner re-queues it) or complete is not queued again.
-#[inline]
-fn transition_to_scheduled(state: &AtomicUsize) -> Woken {
-    let prev = state.fetch_or(SCHEDULED, Ordering::AcqRel);
-    match prev & (SCHEDULED | RUNNING | COMPLETE) {
-        0 => Woken::Queue,
-        RUNNING => Woken::Running,
-        _ => Woken::Already,
-    }
+/// Whether this is the first wake of a task during its poll: nothing to queue, but the
+/// scheduler may note it ([`Schedule::woken_while_running`]).
+#[inline(always)]
+fn first_wake_while_running(prev: usize) -> bool {
+    prev & (SCHEDULED | RUNNING | COMPLETE) == RUNNING
+}
+
+/// Tells the scheduler of a wake during a poll: out of the hot path of a wake.
+#[cold]
+#[inline(never)]
+fn woken_while_running<F, S>(task: &Task<F, S>)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    S: Schedule,
+{
+    task.scheduler.woken_while_running(task);
 }
 
 impl<F, S> Join<F::Output> for Task<F, S>

@@ -390,6 +390,10 @@ impl Schedule for Arc<Shared> {
         });
     }
 
+    // Cold: a task woken during its own poll is the rare case of a wake (a yield, say), and
+    // only the trace has anything to do here.
+    #[cold]
+    #[inline(never)]
     fn woken_while_running(&self, task: &dyn Runnable) {
         if self.trace.on {
             let by = with_worker(|worker| match worker {
