@@ -397,8 +397,9 @@ async fn serve(
     let mut buf = Vec::new(); // Bytes received but not yet parsed.
     let mut out = Vec::new(); // Answers to the requests of one read.
     let mut body_left = 0; // Body bytes of an answered request that have yet to arrive.
-                           // Completes when the server starts shutting down (the channel is never sent on, so `recv`
-                           // returns only once it is closed). Made once and kept: each `recv()` would register anew.
+
+    // Completes when the server starts shutting down (the channel is never sent on, so `recv`
+    // returns only once it is closed). Made once and kept: each `recv()` would register anew.
     let mut stop = pin!(stopping.recv());
     // One timeout for all the reads, one for all the writes: a client may stay silent, or
     // leave an answer unread, for `idle` (to twice that).

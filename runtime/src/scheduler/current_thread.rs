@@ -1,10 +1,11 @@
 //! The current-thread scheduler: one thread, one run queue, and the driver it parks in.
 //!
 //! One thread runs everything: it pops a task, polls it, and repeats. When the queue is empty it
-//! *parks*: the driver fires due timers and blocks in epoll until an event, a timer or another
-//! thread wakes it. Every [`EVENT_INTERVAL`](super::EVENT_INTERVAL) polls it also parks with a
-//! zero timeout, a look that does not block, so a task that is always ready cannot starve I/O or
-//! timers.
+//! *parks* in the driver, which re-checks the sockets that short reads drained, blocks in epoll
+//! until an event, the timers' alarm or another thread ends the wait, wakes the tasks of the
+//! events, and, if the alarm rang, fires the due timers (`Driver::park`, in that order). Every
+//! [`EVENT_INTERVAL`](super::EVENT_INTERVAL) polls it also parks with a zero timeout, a look
+//! that does not block, so a task that is always ready cannot starve I/O or timers.
 //!
 //! State is split by who may touch it. [`Shared`] is reachable from any thread (through wakers
 //! and handles) and uses atomics and locks. [`Core`] belongs to the thread inside `block_on` and
