@@ -350,7 +350,7 @@ where
     /// The reactor's and the timers' wake: they own a waker and give it up. On the runtime's
     /// own thread the reference moves straight into the run queue, with no count to bump.
     fn wake(self: Arc<Self>) {
-        let prev = self.state.fetch_or(SCHEDULED, Ordering::AcqRel);
+        let prev = transition_to_scheduled(&self.state);
         if must_queue(prev) {
             if self.scheduler.is_local() {
                 S::schedule_local(self);
@@ -366,7 +366,7 @@ where
     }
 
     fn wake_by_ref(arc_self: &Arc<Self>) {
-        let prev = arc_self.state.fetch_or(SCHEDULED, Ordering::AcqRel);
+        let prev = transition_to_scheduled(&arc_self.state);
         if must_queue(prev) {
             arc_self.scheduler.schedule(arc_self.clone());
         } else if first_wake_while_running(prev) {
@@ -375,7 +375,12 @@ where
     }
 }
 
-// A wake marks the task scheduled (`fetch_or(SCHEDULED)`), then looks at what the state was.
+/// Marks the task scheduled, and returns the state before: whether the waker must queue the
+/// task ([`must_queue`]) or only tell the scheduler ([`first_wake_while_running`]).
+#[inline(always)]
+fn transition_to_scheduled(state: &AtomicUsize) -> usize {
+    state.fetch_or(SCHEDULED, Ordering::AcqRel)
+}
 
 /// Whether the waker must queue the task: it was not queued, running (its runner re-queues it
 /// after the poll) or complete.
