@@ -22,6 +22,8 @@ use std::io::Write;
 use std::panic::Location;
 use std::path::Path;
 
+use crate::task_core::RunOutcome;
+
 pub(crate) use file::{flush_thread, set_thread, PollStart, RuntimeFile};
 
 /// What a runtime traces, fixed when it is built; each struct whose code traces holds a copy.
@@ -113,13 +115,15 @@ impl Tracer {
         }
     }
 
-    /// The run that began with `start` was no poll after all (the task was running elsewhere,
-    /// or complete): nothing is recorded.
+    /// The run of task `id` that began with `start` ended with `outcome`: a poll, recorded, or
+    /// no poll after all (the task was running elsewhere, or complete), which records nothing.
     #[cold]
     #[inline(never)]
-    pub(crate) fn skipped(&self, start: Option<PollStart<'_>>) {
-        if let (Some(file), Some(start)) = (&self.file, start) {
-            file.skipped(start);
+    pub(crate) fn ran(&self, id: u64, start: Option<PollStart<'_>>, outcome: RunOutcome) {
+        match (outcome, &self.file, start) {
+            (RunOutcome::Skipped, Some(file), Some(start)) => file.skipped(start),
+            (RunOutcome::Skipped, _, _) => {}
+            (_, _, start) => self.polled(id, start, outcome.name(), outcome.is_final()),
         }
     }
 

@@ -22,7 +22,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use super::Handle;
-use crate::task_core::{new_task, JoinHandle, RunOutcome, Runnable, Schedule, TaskRef};
+use crate::task_core::{new_task, JoinHandle, Runnable, Schedule, TaskRef};
 use crate::trace::{self, Tracer};
 
 /// Threads at most, by default (tokio's number).
@@ -298,11 +298,7 @@ impl Inner {
 fn run_traced(trace: &Tracer, task: TaskRef) {
     let id = task.id();
     let started = trace.poll_started(id);
-    let outcome = task.run();
-    match outcome {
-        RunOutcome::Skipped => trace.skipped(started),
-        _ => trace.polled(id, started, outcome.name(), outcome.is_final()),
-    }
+    trace.ran(id, started, task.run());
     trace.parks();
 }
 

@@ -210,11 +210,7 @@ impl Schedule for Arc<Shared> {
     #[inline(never)]
     fn woken_while_running(&self, task: &dyn Runnable) {
         if self.trace.on {
-            let by = with_current(|current| match current {
-                Some(scheduler) if self.is(scheduler) => scheduler.core.counters.waking().name(),
-                _ => "thread",
-            });
-            self.trace.woken(task.id(), by);
+            self.trace.woken(task.id(), self.waker_name());
         }
     }
 
@@ -280,14 +276,19 @@ impl Shared {
         if self.main_woken.load(Ordering::Acquire) {
             return;
         }
-        let by = with_current(|current| match current {
-            Some(scheduler) if self.is(scheduler) => scheduler.core.counters.waking().name(),
-            _ => "thread",
-        });
-        self.trace.woken(0, by);
+        self.trace.woken(0, self.waker_name());
         if !self.main_woken.swap(true, Ordering::AcqRel) {
             self.main_wake_counted();
         }
+    }
+
+    /// Who is waking a task, for the trace: what this runtime's thread is doing, or `thread` for
+    /// any other thread.
+    fn waker_name(&self) -> &'static str {
+        with_current(|current| match current {
+            Some(scheduler) if self.is(scheduler) => scheduler.core.counters.waking().name(),
+            _ => "thread",
+        })
     }
 
     /// Counts a wake of the `block_on` future that raised its flag, and wakes the thread if
@@ -477,11 +478,7 @@ impl CurrentThread {
         let id = task.id();
         let started = self.core.trace.poll_started(id);
         let outcome = self.run_counted(task);
-        let trace = &self.core.trace;
-        match outcome {
-            RunOutcome::Skipped => trace.skipped(started),
-            _ => trace.polled(id, started, outcome.name(), outcome.is_final()),
-        }
+        self.core.trace.ran(id, started, outcome);
     }
 
     /// Polls `task` and counts the poll, if it was one.

@@ -136,7 +136,8 @@ struct TaskInfo {
 }
 
 impl TaskInfo {
-    /// A task (or `block_on` future) that the trace has not seen spawned, with arrows of its own.
+    /// A task (or `block_on` future) that the trace has not seen spawned, with arrows of its own
+    /// (a spawn then adds where it was spawned).
     fn unknown(file: &TraceFile) -> TaskInfo {
         TaskInfo {
             location: None,
@@ -789,15 +790,12 @@ impl RuntimeFile {
 
     /// Records that `task` was spawned at `location`: where its first poll's arrow starts.
     pub(crate) fn spawned(&self, task: u64, location: &'static Location<'static>) {
-        let flow = self.file.next_flow();
-        self.tasks().insert(
-            task_key(self.runtime, task),
-            TaskInfo {
-                location: Some(location),
-                wakes: 0,
-                flow,
-            },
-        );
+        let info = TaskInfo {
+            location: Some(location),
+            ..TaskInfo::unknown(&self.file)
+        };
+        let flow = info.flow;
+        self.tasks().insert(task_key(self.runtime, task), info);
         let ns = self.file.now();
         self.file.record(ns, |out, header| {
             header.moment(out, "spawn", ns);
@@ -815,14 +813,8 @@ impl RuntimeFile {
     /// A call of `block_on` begins: its future (task 0) gets arrows of its own, numbered apart
     /// from every other call's, of this runtime or another.
     pub(crate) fn block_on_started(&self) {
-        self.tasks().insert(
-            task_key(self.runtime, 0),
-            TaskInfo {
-                location: None,
-                wakes: 0,
-                flow: self.file.next_flow(),
-            },
-        );
+        let info = TaskInfo::unknown(&self.file);
+        self.tasks().insert(task_key(self.runtime, 0), info);
     }
 
     /// Records that `task` (0: the `block_on` future) was woken by `by`: a wake and the start of

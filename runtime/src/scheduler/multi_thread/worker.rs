@@ -253,11 +253,7 @@ impl Worker {
         let id = task.id();
         let started = self.shared.trace.poll_started(id);
         let outcome = self.poll_counted(task);
-        let trace = &self.shared.trace;
-        match outcome {
-            RunOutcome::Skipped => trace.skipped(started),
-            _ => trace.polled(id, started, outcome.name(), outcome.is_final()),
-        }
+        self.shared.trace.ran(id, started, outcome);
     }
 
     /// Polls `task` and counts the poll, if it was one.
