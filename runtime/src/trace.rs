@@ -22,8 +22,6 @@ use std::io::Write;
 use std::panic::Location;
 use std::path::Path;
 
-use crate::task_core::RunOutcome;
-
 pub(crate) use file::{flush_thread, set_thread, PollStart, RuntimeFile};
 
 /// What a runtime traces, fixed when it is built; each struct whose code traces holds a copy.
@@ -115,15 +113,13 @@ impl Tracer {
         }
     }
 
-    /// The run of task `id` that began with `start` ended with `outcome`: a poll, recorded, or
-    /// no poll after all (the task was running elsewhere, or complete), which records nothing.
+    /// The run that began with `start` was no poll after all (the task was running elsewhere,
+    /// or complete): nothing is recorded.
     #[cold]
     #[inline(never)]
-    pub(crate) fn ran(&self, id: u64, start: Option<PollStart<'_>>, outcome: RunOutcome) {
-        match (outcome, &self.file, start) {
-            (RunOutcome::Skipped, Some(file), Some(start)) => file.skipped(start),
-            (RunOutcome::Skipped, _, _) => {}
-            (_, _, start) => self.polled(id, start, outcome.name(), outcome.is_final()),
+    pub(crate) fn skipped(&self, start: Option<PollStart<'_>>) {
+        if let (Some(file), Some(start)) = (&self.file, start) {
+            file.skipped(start);
         }
     }
 

@@ -298,7 +298,7 @@ impl Inner {
 fn run_traced(trace: &Tracer, task: TaskRef) {
     let id = task.id();
     let started = trace.poll_started(id);
-    trace.ran(id, started, task.run());
+    super::trace_run(trace, id, started, task.run());
     trace.parks();
 }
 

@@ -478,7 +478,7 @@ impl CurrentThread {
         let id = task.id();
         let started = self.core.trace.poll_started(id);
         let outcome = self.run_counted(task);
-        self.core.trace.ran(id, started, outcome);
+        super::trace_run(&self.core.trace, id, started, outcome);
     }
 
     /// Polls `task` and counts the poll, if it was one.

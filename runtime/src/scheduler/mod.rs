@@ -27,7 +27,8 @@ use std::sync::Arc;
 
 use crate::context::Scoped;
 use crate::metrics::Metrics;
-use crate::task_core::JoinHandle;
+use crate::task_core::{JoinHandle, RunOutcome};
+use crate::trace::{PollStart, Tracer};
 
 /// Polls between two non-blocking looks at the driver while tasks keep being runnable, so that
 /// a task that is always ready cannot starve I/O and timers (tokio: 61).
@@ -178,5 +179,20 @@ impl Handle {
             Handle::CurrentThread(shared) => shared.metrics(),
             Handle::MultiThread(shared) => shared.metrics(),
         }
+    }
+}
+
+/// Records in `trace` the run of task `id` that began with `start` and ended with `outcome`: a
+/// poll, or no poll after all (the task was running elsewhere, or complete), which records
+/// nothing. Every scheduler's traced run ends here.
+pub(crate) fn trace_run(
+    trace: &Tracer,
+    id: u64,
+    start: Option<PollStart<'_>>,
+    outcome: RunOutcome,
+) {
+    match outcome {
+        RunOutcome::Skipped => trace.skipped(start),
+        _ => trace.polled(id, start, outcome.name(), outcome.is_final()),
     }
 }

@@ -253,7 +253,7 @@ impl Worker {
         let id = task.id();
         let started = self.shared.trace.poll_started(id);
         let outcome = self.poll_counted(task);
-        self.shared.trace.ran(id, started, outcome);
+        crate::scheduler::trace_run(&self.shared.trace, id, started, outcome);
     }
 
     /// Polls `task` and counts the poll, if it was one.
